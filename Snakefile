@@ -1,0 +1,38 @@
+# LNCLIP-DF: generalisable face-deepfake detection, from download to results/report.html.
+#
+#   snakemake --cores 16 results/report.html                                      # real protocol
+#   snakemake --cores 2 --configfile config/demo.yaml results/demo/report.html    # offline demo
+#
+# Stages (one rule file each in workflow/rules/): download -> index (checkpoint) -> faces (one job
+# per chunk of videos) -> manifest -> train (one job per model) -> evaluate (model x benchmark)
+# -> report. All logic lives in the `pipeline` package; scripts in workflow/scripts/ are adapters.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.20")
+
+
+# A --configfile replaces config.yaml instead of merging into it, so the demo config does not
+# inherit the real protocol's datasets and benchmarks.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+validate(config, schema="workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/index.smk"
+include: "workflow/rules/faces.smk"
+include: "workflow/rules/manifest.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        REPORT,

@@ -1,0 +1,109 @@
+"""The workflow configuration: cross-reference checks and the per-rule slices of it.
+
+``workflow/schemas/config.schema.yaml`` checks shapes and values; :func:`check_config` checks what a
+JSON schema cannot (that names refer to entries that exist). The ``*_params`` functions return the
+part of the config one rule depends on, and nothing else: Snakemake reruns a job when its params
+change, so a rule that received the whole config would rerun on any edit (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config value that refers to something that does not exist."""
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` merged into a copy of ``base``; nested dicts merge, everything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load(path: str | Path) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def model_config(config: dict, model: str) -> dict:
+    """The full configuration of one model: the training defaults with its overrides."""
+    if model not in config["models"]:
+        raise ConfigError(f"models: no model named {model!r} (known: {', '.join(config['models'])})")
+    return deep_merge(config["training"], config["models"][model])
+
+
+def check_config(config: dict) -> None:
+    """Raise :class:`ConfigError` naming the key whose value refers to nothing."""
+    datasets, weights = config["datasets"], config["weights"]
+    for name in config["models"]:
+        cfg = model_config(config, name)
+        if cfg["weights"] not in weights:
+            raise ConfigError(f"models.{name}.weights: {cfg['weights']!r} is not a name under weights "
+                              f"(known: {', '.join(weights)})")
+        if cfg["data"]["dataset"] not in datasets:
+            raise ConfigError(f"models.{name}.data.dataset: {cfg['data']['dataset']!r} is not a name under "
+                              f"datasets (known: {', '.join(datasets)})")
+        slerp = cfg["slerp"]
+        if slerp.get("expand_to") and not slerp.get("enabled"):
+            raise ConfigError(f"models.{name}.slerp.expand_to is set but slerp.enabled is false")
+        if cfg["optim"]["min_lr"] > cfg["optim"]["lr"]:
+            raise ConfigError(f"models.{name}.optim.min_lr must not exceed optim.lr")
+    for name, bench in config["benchmarks"].items():
+        if bench["dataset"] not in datasets:
+            raise ConfigError(f"benchmarks.{name}.dataset: {bench['dataset']!r} is not a name under datasets "
+                              f"(known: {', '.join(datasets)})")
+    for name, ds in datasets.items():
+        if "demo" in ds["source"] and ds["adapter"] != "csv":
+            raise ConfigError(f"datasets.{name}: a demo source writes labels.csv; use adapter: csv")
+
+
+def dataset_params(config: dict, dataset: str) -> dict:
+    """What the download and index of one dataset depend on."""
+    ds = config["datasets"][dataset]
+    return {"adapter": ds["adapter"], "source": ds["source"], "options": ds.get("options", {}),
+            "seed": config["seed"]}
+
+
+def faces_params(config: dict) -> dict:
+    """What face extraction depends on (threads excluded: they do not change the output)."""
+    faces = config["faces"]
+    return {k: faces[k] for k in ("backend", "backend_options", "num_frames", "size", "scale")}
+
+
+def train_params(config: dict, model: str) -> dict:
+    """What training one model depends on."""
+    cfg = model_config(config, model)
+    cfg["backbone"] = weights_id(config, cfg["weights"])
+    return {"model": cfg, "seed": config["seed"]}
+
+
+def weights_id(config: dict, name: str) -> str:
+    """A stable description of a weights entry (hub id, path, or 'random:<name>')."""
+    entry = config["weights"][name]
+    kind, value = next(iter(entry.items()))
+    return value if kind in ("hub", "path") else f"random:{name}"
+
+
+def evaluate_params(config: dict, bench: str) -> dict:
+    """What evaluating any model on one benchmark depends on."""
+    ev = config.get("evaluate", {})
+    return {"benchmark": config["benchmarks"][bench],
+            "video_reduce": ev.get("video_reduce", "mean"),
+            "bootstrap": ev.get("bootstrap", 1000),
+            "batch_size": ev.get("batch_size", 64),
+            "seed": config["seed"]}
+
+
+def report_params(config: dict) -> dict:
+    """What the report shows besides its inputs."""
+    return {"title": config.get("report", {}).get("title", "LNCLIP-DF"),
+            "demo": bool(config.get("demo", False))}

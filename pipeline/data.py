@@ -1,0 +1,237 @@
+"""Model input: preprocessing, training augmentations and WebDataset shard loading.
+
+* :func:`preprocess` - the CLIP processor for square crops: RGB, bicubic resize to the model's
+  image size, /255, CLIP mean/std (METHOD_REFERENCE §4.2).
+* :class:`Augmenter` - the training augmentations of METHOD_REFERENCE §4.3 in PIL (no torchvision):
+  horizontal flip, affine, Gaussian blur, brightness/contrast, JPEG; each with its own probability.
+* :func:`shard_dataset` / :func:`make_loader` - samples from the face-crop shards (``{key}.png`` +
+  ``{key}.json``, see ``tables.py``), optionally restricted to a set of keys, batched by a DataLoader.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import math
+import random
+from functools import partial
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance, ImageFilter
+
+from .model import CLIP_MEAN, CLIP_STD
+
+_MEAN = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(3, 1, 1)
+_STD = torch.tensor(CLIP_STD, dtype=torch.float32).view(3, 1, 1)
+
+
+def preprocess(img: Image.Image, image_size: int) -> torch.Tensor:
+    """PIL image -> normalised float tensor ``[3, image_size, image_size]``.
+
+    RGB, bicubic (PIL) resize of the whole image to a square (for the square face crops this is what
+    CLIP's processor does: shortest-side resize then a no-op centre crop), scale to [0, 1], subtract
+    CLIP's mean and divide by its std.
+    """
+    img = img.convert("RGB")
+    if img.size != (image_size, image_size):
+        img = img.resize((image_size, image_size), Image.BICUBIC)
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / np.float32(255.0)).permute(2, 0, 1)
+    return (x - _MEAN) / _STD
+
+
+# --------------------------------------------------------------------------------------------
+# Augmentations
+
+DEFAULT_AUGMENT = {
+    "hflip": {"p": 0.5},
+    "affine": {"p": 1.0, "degrees": 10.0, "translate": 0.1, "scale": [0.9, 1.1]},
+    "blur": {"p": 0.1, "sigma": [0.1, 2.0]},
+    "color": {"p": 1.0, "brightness": 0.1, "contrast": 0.1},
+    "jpeg": {"p": 1.0, "quality": [40, 100]},
+}
+
+
+def _merge_augment(cfg: dict | None) -> dict:
+    merged = copy.deepcopy(DEFAULT_AUGMENT)
+    for name, entry in (cfg or {}).items():
+        if name not in merged:
+            raise ValueError(f"augment: unknown augmentation {name!r} (known: {sorted(merged)})")
+        unknown = set(entry) - set(merged[name])
+        if unknown:
+            raise ValueError(f"augment.{name}: unknown keys {sorted(unknown)}")
+        merged[name].update(entry)
+    for name, entry in merged.items():
+        if not 0.0 <= float(entry["p"]) <= 1.0:
+            raise ValueError(f"augment.{name}.p must be in [0, 1], got {entry['p']}")
+    return merged
+
+
+class Augmenter:
+    """Training augmentations, applied in the reference order: hflip, affine, blur, color, jpeg.
+
+    ``cfg`` overrides :data:`DEFAULT_AUGMENT` entry by entry (METHOD.md values; blur with GenD's
+    probability 0.1, the others always on except the flip's 0.5). Each augmentation is applied with
+    its probability ``p`` (0 disables it). All randomness comes from the ``rng`` passed to
+    :meth:`__call__`, so a given rng seed always gives the same image.
+
+    Details (torchvision ``transforms.v2`` semantics re-done in PIL): affine = rotation
+    U(-degrees, degrees) about the centre, translation round(U(-t, t) * size) pixels per axis, scale
+    U(scale), nearest neighbour, black fill; blur = ``PIL.ImageFilter.GaussianBlur`` with radius
+    (= standard deviation) U(sigma) - PIL's kernel is not cut at 3x7 like the reference's; color =
+    brightness and contrast factors U(1 - b, 1 + b), U(1 - c, 1 + c), in random order; jpeg = quality
+    uniform integer in [lo, hi], encoded and decoded in memory.
+    """
+
+    def __init__(self, cfg: dict | None = None):
+        self.cfg = _merge_augment(cfg)
+
+    def _fires(self, name: str, rng: random.Random) -> bool:
+        p = float(self.cfg[name]["p"])
+        return p > 0 and rng.random() < p
+
+    def __call__(self, img: Image.Image, rng: random.Random) -> Image.Image:
+        img = img.convert("RGB")
+        if self._fires("hflip", rng):
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        if self._fires("affine", rng):
+            img = self._affine(img, rng)
+        if self._fires("blur", rng):
+            lo, hi = self.cfg["blur"]["sigma"]
+            img = img.filter(ImageFilter.GaussianBlur(radius=rng.uniform(lo, hi)))
+        if self._fires("color", rng):
+            img = self._color(img, rng)
+        if self._fires("jpeg", rng):
+            lo, hi = self.cfg["jpeg"]["quality"]
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG", quality=rng.randint(int(lo), int(hi)))
+            buf.seek(0)
+            img = Image.open(buf)
+            img.load()
+            img = img.convert("RGB")
+        return img
+
+    def _affine(self, img: Image.Image, rng: random.Random) -> Image.Image:
+        c = self.cfg["affine"]
+        w, h = img.size
+        angle = rng.uniform(-c["degrees"], c["degrees"])
+        tx = round(rng.uniform(-c["translate"] * w, c["translate"] * w))
+        ty = round(rng.uniform(-c["translate"] * h, c["translate"] * h))
+        scale = rng.uniform(*c["scale"])
+        # Forward map: x' = C + T + s R(angle) (x - C). PIL wants the inverse: output -> input,
+        # x = C + R(-angle) (x' - C - T) / s.
+        cx, cy = w * 0.5, h * 0.5
+        a = math.radians(angle)
+        cos, sin = math.cos(a) / scale, math.sin(a) / scale
+        m = [cos, sin, 0.0, -sin, cos, 0.0]
+        ox, oy = -cx - tx, -cy - ty
+        m[2] = m[0] * ox + m[1] * oy + cx
+        m[5] = m[3] * ox + m[4] * oy + cy
+        return img.transform((w, h), Image.AFFINE, m, resample=Image.NEAREST, fillcolor=(0, 0, 0))
+
+    def _color(self, img: Image.Image, rng: random.Random) -> Image.Image:
+        c = self.cfg["color"]
+        ops = [
+            (ImageEnhance.Brightness, rng.uniform(1 - c["brightness"], 1 + c["brightness"])),
+            (ImageEnhance.Contrast, rng.uniform(1 - c["contrast"], 1 + c["contrast"])),
+        ]
+        rng.shuffle(ops)
+        for enhancer, factor in ops:
+            img = enhancer(img).enhance(factor)
+        return img
+
+
+# --------------------------------------------------------------------------------------------
+# Shards
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from any parts (stable across processes and Python versions)."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _in_keys(keys: frozenset, sample: dict) -> bool:
+    return sample["__key__"] in keys
+
+
+def _decode(sample: dict, *, image_size: int, augmenter: Augmenter | None, seed: int, epoch: int) -> dict:
+    key = sample["__key__"]
+    info = json.loads(sample["json"])
+    img = Image.open(io.BytesIO(sample["png"]))
+    img.load()
+    if augmenter is not None:
+        img = augmenter(img, random.Random(derive_seed(seed, epoch, key)))
+    return {
+        "pixel_values": preprocess(img, image_size),
+        "label": int(info["label"]),
+        "key": key,
+        "video_id": info["video_id"],
+        "shard": sample.get("__url__"),
+    }
+
+
+def shard_dataset(
+    tars: list[str],
+    keys: set[str] | None,
+    *,
+    train: bool,
+    image_size: int,
+    seed: int,
+    epoch: int,
+    augment: dict | None,
+    shuffle_buffer: int = 2000,
+):
+    """An iterable over the crops in ``tars``: dicts ``{pixel_values, label, key, video_id, shard}``.
+
+    ``keys`` keeps only those sample keys (None keeps all). For ``train`` the shard order and the
+    samples (buffer of ``shuffle_buffer``) are shuffled with seeds derived from ``(seed, epoch)``, and
+    ``augment`` (an :class:`Augmenter` config; None = no augmentation) is applied with a per-sample
+    rng seeded from ``(seed, epoch, key)``, so augmentations do not depend on the worker count.
+    Not training: shards and samples in the given order, no augmentation.
+    """
+    import webdataset as wds
+
+    tars = [str(t) for t in tars]
+    augmenter = Augmenter(augment) if (train and augment is not None) else None
+    ds = wds.WebDataset(
+        tars,
+        shardshuffle=len(tars) if train else False,
+        seed=derive_seed(seed, epoch, "shards"),
+        empty_check=False,
+    )
+    if train:
+        ds = ds.shuffle(shuffle_buffer, initial=shuffle_buffer, seed=derive_seed(seed, epoch, "samples"))
+    if keys is not None:
+        ds = ds.select(partial(_in_keys, frozenset(keys)))
+    return ds.map(partial(_decode, image_size=image_size, augmenter=augmenter, seed=seed, epoch=epoch))
+
+
+def collate(samples: list[dict]) -> dict:
+    """Samples -> batch ``{pixel_values [B,3,H,W], labels [B] long, keys, video_ids, shards}``."""
+    return {
+        "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
+        "labels": torch.tensor([s["label"] for s in samples], dtype=torch.long),
+        "keys": [s["key"] for s in samples],
+        "video_ids": [s["video_id"] for s in samples],
+        "shards": [s["shard"] for s in samples],
+    }
+
+
+def make_loader(dataset, batch_size: int, workers: int, drop_last: bool):
+    """A ``torch.utils.data.DataLoader`` batching ``dataset`` with :func:`collate`.
+
+    With several workers each worker reads its own shards and batches them itself, so with
+    ``drop_last`` each worker may drop its own remainder.
+    """
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate,
+        drop_last=drop_last,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,
+    )

@@ -1,0 +1,107 @@
+"""Evaluate stage: frame scores of one model on one benchmark -> ``scores.parquet`` + ``metrics.json``.
+
+The scores come from ``pipeline.predict.predict_frames`` (one row per scored face crop, the SCORES
+contract). ``metrics.json`` holds the metrics of ``pipeline.metrics.evaluate_scores`` plus ``data``:
+what the evaluated split's manifest (FRAMES rows) says about frames, crops and failures, and how many
+videos could not be scored because no face crop was stored for them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+
+from . import tables
+from .metrics import evaluate_scores, jsonable
+
+
+def data_counts(frames: pl.DataFrame, scores: pl.DataFrame) -> dict:
+    """Counts of the evaluated split's manifest rows (FRAMES) and how many videos were scored.
+
+    * ``videos``: distinct videos in the manifest; ``frames_sampled``: rows with a frame index (a
+      video-level failure such as ``decode_error`` has none); ``crops``: rows with a stored crop;
+    * ``failures``: manifest rows without a crop, by reason; ``videos_by_failure``: videos with at
+      least one row of that reason;
+    * ``videos_without_crops``: videos with no crop at all (they cannot be scored; ``videos_dropped``
+      counts the manifest videos absent from the scores, which should be the same videos), with up to
+      20 of their ids in ``videos_without_crops_examples``.
+    """
+    keys = ["dataset", "video_id"]
+    f = frames
+    if f.height == 0:
+        f = tables.empty(tables.FRAMES)
+    per_video = f.group_by(keys).agg(pl.col("key").is_not_null().sum().alias("crops"), pl.col("label").first())
+    no_crop = per_video.filter(pl.col("crops") == 0).sort(keys)
+    failed = f.filter(pl.col("key").is_null())
+    reasons = failed.with_columns(pl.col("reason").fill_null("unknown"))
+    fail_rows = {str(r): int(n) for r, n in reasons.group_by("reason").len().sort("reason").rows()}
+    fail_videos = {
+        str(r): int(n)
+        for r, n in reasons.group_by("reason").agg(pl.struct(keys).n_unique().alias("n")).sort("reason").rows()
+    }
+    scored = scores.select(keys).unique() if scores.height else pl.DataFrame(schema={k: pl.String for k in keys})
+    manifest_videos = per_video.select(keys)
+    dropped = manifest_videos.join(scored, on=keys, how="anti")
+    extra = scored.join(manifest_videos, on=keys, how="anti")
+    return {
+        "videos": int(per_video.height),
+        "videos_real": int((per_video.get_column("label") == tables.LABEL_REAL).sum()),
+        "videos_fake": int((per_video.get_column("label") == tables.LABEL_FAKE).sum()),
+        "frames_sampled": int(f.get_column("frame_idx").is_not_null().sum()),
+        "crops": int(f.get_column("key").is_not_null().sum()),
+        "failures": fail_rows,
+        "videos_by_failure": fail_videos,
+        "videos_without_crops": int(no_crop.height),
+        "videos_without_crops_examples": no_crop.get_column("video_id").head(20).to_list(),
+        "videos_scored": int(scored.height),
+        "videos_dropped": int(dropped.height),
+        "videos_scored_not_in_manifest": int(extra.height),
+        "frames_scored": int(scores.height),
+    }
+
+
+def write_json_atomic(obj, path) -> None:
+    """Write strict JSON (NaN -> null) via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(jsonable(obj), fh, indent=2, allow_nan=False, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def evaluate_model(
+    scores: pl.DataFrame,
+    out_scores,
+    out_metrics,
+    *,
+    frames: pl.DataFrame,
+    video_reduce: str = "mean",
+    bootstrap: int = 1000,
+    seed: int = 0,
+    extra_meta: dict | None = None,
+) -> dict:
+    """Write ``scores.parquet`` (SCORES contract) and ``metrics.json``; return the metrics dict.
+
+    ``metrics.json`` = ``extra_meta`` (e.g. model, benchmark, dataset, split; top-level keys) +
+    ``evaluate_scores(...)`` (frame, video, per_method, counts, settings) + ``data``
+    (:func:`data_counts` of ``frames``, the FRAMES rows of the evaluated split). Both files are
+    written atomically; the scores first, so a ``metrics.json`` never exists without its scores.
+    """
+    scores = tables.conform(scores, tables.SCORES, "scores")
+    metrics = evaluate_scores(scores, video_reduce=video_reduce, bootstrap=bootstrap, seed=seed)
+    metrics["data"] = data_counts(tables.conform(frames, tables.FRAMES, "frames"), scores)
+    meta = dict(extra_meta or {})
+    clash = sorted(set(meta) & set(metrics))
+    if clash:
+        raise ValueError(f"evaluate_model: extra_meta keys {clash} clash with metric keys")
+    result = {**meta, **metrics}
+    tables.write_parquet(scores, out_scores, tables.SCORES, "scores")
+    write_json_atomic(result, out_metrics)
+    return result

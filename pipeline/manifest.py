@@ -1,0 +1,80 @@
+"""The manifest stage: per-shard tables -> ``frames.parquet``, ``pairs.parquet``, ``stats.json``.
+
+``frames.parquet`` concatenates the per-shard tables written by the faces stage (one row per
+sampled frame, with the shard and key of its crop or the reason it has none), so any frame can be
+found, counted, filtered and joined without opening a tar. ``pairs.parquet`` links each fake video
+to the real video it was made from (FF++ ``A_B`` -> ``A``). ``stats.json`` counts what the report
+shows about the data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from pipeline import tables
+
+
+def build_pairs(videos: pl.DataFrame) -> pl.DataFrame:
+    """Fake video -> its source real video, for fakes whose ``source_id`` is known."""
+    fakes = videos.filter((pl.col("label") == tables.LABEL_FAKE) & pl.col("source_id").is_not_null())
+    reals = videos.filter(pl.col("label") == tables.LABEL_REAL).select(
+        real_id=pl.col("video_id"), real_split=pl.col("split"))
+    pairs = fakes.select("dataset", fake_id=pl.col("video_id"), fake_method=pl.col("method"),
+                         fake_split=pl.col("split"), real_id=pl.col("source_id"))
+    pairs = pairs.join(reals, on="real_id", how="left").with_columns(
+        real_present=pl.col("real_split").is_not_null())
+    return pairs.sort("fake_id")
+
+
+def data_stats(dataset: str, videos: pl.DataFrame, frames: pl.DataFrame) -> dict:
+    """Counts of videos, frames, faces and failures (the keys the report reads)."""
+    def counts(df, col):
+        return {str(k): int(n) for k, n in df.group_by(col).len().sort(col).iter_rows()}
+
+    crops = frames.filter(pl.col("key").is_not_null())
+    failures = frames.filter(pl.col("reason").is_not_null())
+    with_crops = set(crops["video_id"].unique().to_list())
+    return {
+        "dataset": dataset,
+        "videos": videos.height,
+        "videos_by_split": counts(videos, "split"),
+        "videos_by_label": {"real": int((videos["label"] == 0).sum()), "fake": int((videos["label"] == 1).sum())},
+        "videos_by_method": counts(videos, "method"),
+        "unreadable_videos": int(videos["error"].is_not_null().sum()),
+        "frames_sampled": int(frames["frame_idx"].is_not_null().sum()),
+        "faces": crops.height,
+        "faces_by_split": counts(crops, "split") if crops.height else {},
+        "failures": counts(failures, "reason") if failures.height else {},
+        "videos_without_crops": int(sum(v not in with_crops for v in videos["video_id"].to_list())),
+        "shards": int(frames["shard"].n_unique()),
+    }
+
+
+def build_manifest(videos_parquet, shard_parquets: list, out_frames, out_pairs, out_stats) -> dict:
+    """Concatenate the shard tables, check them against the index, write the three outputs."""
+    videos = pl.read_parquet(videos_parquet)
+    dataset = videos["dataset"][0] if videos.height else "?"
+    parts = [pl.read_parquet(p) for p in sorted(map(str, shard_parquets))]
+    frames = pl.concat(parts) if parts else tables.empty(tables.FRAMES)
+    frames = tables.conform(frames, tables.FRAMES, "frames").sort(
+        "split", "video_id", "frame_idx", nulls_last=True)
+
+    missing = set(videos["video_id"].to_list()) - set(frames["video_id"].unique().to_list())
+    if missing:
+        raise ValueError(f"{dataset}: {len(missing)} videos of {videos_parquet} have no row in the shard "
+                         f"tables (e.g. {sorted(missing)[:3]}); rerun the faces jobs of their chunks")
+    dup = frames.filter(pl.col("key").is_not_null() & pl.col("key").is_duplicated())
+    if dup.height:
+        raise ValueError(f"{dataset}: duplicate shard keys, e.g. {dup['key'][0]!r}")
+
+    tables.write_parquet(frames, out_frames, tables.FRAMES, "frames")
+    tables.write_parquet(build_pairs(videos), out_pairs, tables.PAIRS, "pairs")
+    stats = data_stats(dataset, videos, frames)
+    Path(out_stats).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(str(out_stats) + ".tmp")
+    tmp.write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    tmp.replace(out_stats)
+    return stats

@@ -1,0 +1,40 @@
+# Download: one job per dataset and one per weight set, on the login node (localrules).
+# Outputs are `.done` markers with checksums; consumers take them as ancient() inputs so that a
+# re-download does not invalidate finished work (a changed *source* reruns through params).
+
+
+rule download_dataset:
+    output:
+        marker="resources/datasets/{ds}.done",
+    log:
+        "logs/download/{ds}.log",
+    localrule: True
+    conda:
+        ENV
+    params:
+        spec=lambda wc: pconfig.dataset_params(config, wc.ds),
+        dest=lambda wc: f"resources/datasets/{wc.ds}",
+        code=code("download_dataset.py"),
+    message:
+        "Fetching dataset {wildcards.ds}"
+    script:
+        "../scripts/download_dataset.py"
+
+
+rule download_weights:
+    output:
+        marker="resources/weights/{weights}.done",
+    log:
+        "logs/download/weights-{weights}.log",
+    localrule: True
+    conda:
+        ENV
+    params:
+        entry=lambda wc: config["weights"][wc.weights],
+        dest=lambda wc: f"resources/weights/{wc.weights}",
+        seed=config["seed"],
+        code=code("download_weights.py"),
+    message:
+        "Fetching weights {wildcards.weights}"
+    script:
+        "../scripts/download_weights.py"

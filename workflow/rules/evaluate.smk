@@ -1,0 +1,29 @@
+# Evaluate: one job per model x benchmark -> per-frame scores and frame/video metrics.
+
+
+rule evaluate:
+    input:
+        adapter=f"{RESULTS}/models/{{model}}/adapter.safetensors",
+        frames=lambda wc: f"{RESULTS}/{bench_dataset(wc.bench)}/frames.parquet",
+        weights=lambda wc: ancient(weights_marker(model_weights(wc.model))),
+    output:
+        scores=f"{RESULTS}/eval/{{model}}/{{bench}}/scores.parquet",
+        metrics=f"{RESULTS}/eval/{{model}}/{{bench}}/metrics.json",
+    log:
+        f"{RESULTS}/logs/evaluate/{{model}}/{{bench}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{model}}/{{bench}}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+    params:
+        evaluate=lambda wc: pconfig.evaluate_params(config, wc.bench),
+        weights_dir=lambda wc: weights_dir(model_weights(wc.model)),
+        code=code("evaluate.py"),
+    message:
+        "Evaluating {wildcards.model} on {wildcards.bench}"
+    script:
+        "../scripts/evaluate.py"

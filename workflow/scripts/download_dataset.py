@@ -1,0 +1,6 @@
+from pipeline import logs
+from pipeline.download import fetch_dataset
+
+logs.setup(snakemake.log[0])
+spec = snakemake.params.spec
+fetch_dataset(snakemake.wildcards.ds, spec["source"], snakemake.params.dest, snakemake.output.marker, spec["seed"])

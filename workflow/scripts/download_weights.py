@@ -1,0 +1,6 @@
+from pipeline import logs
+from pipeline.weights import fetch_weights
+
+logs.setup(snakemake.log[0])
+p = snakemake.params
+fetch_weights(snakemake.wildcards.weights, p.entry, p.dest, snakemake.output.marker, p.seed)

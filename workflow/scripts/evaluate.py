@@ -1,0 +1,7 @@
+from pipeline import logs
+from pipeline.evaluate import evaluate_benchmark
+
+logs.setup(snakemake.log[0])
+i, o, w, p = snakemake.input, snakemake.output, snakemake.wildcards, snakemake.params
+evaluate_benchmark(i.adapter, p.weights_dir, i.frames, o.scores, o.metrics, model=w.model,
+                   benchmark=w.bench, **p.evaluate)
