@@ -88,7 +88,7 @@ def ffpp_splits() -> dict[str, str]:
     """Real video id -> split, from the official split files shipped with the package."""
     out = {}
     for split in ("train", "val", "test"):
-        pairs = json.loads(resources.files("pipeline.data").joinpath(f"{split}.json").read_text())
+        pairs = json.loads(resources.files("pipeline").joinpath("assets", "ffpp_splits", f"{split}.json").read_text())
         for a, b in pairs:
             out[a] = out[b] = split
     return out

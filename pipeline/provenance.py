@@ -47,7 +47,10 @@ def _imported_modules(tree: ast.AST, module: str, is_package: bool) -> set[str]:
             names = [prefix] + [f"{prefix}.{alias.name}" for alias in node.names]
         else:
             continue
-        found.update(n for n in names if n == PACKAGE or n.startswith(PACKAGE + "."))
+        for name in names:
+            if name == PACKAGE or name.startswith(PACKAGE + "."):
+                parts = name.split(".")  # importing a.b.c runs a/__init__ and a/b/__init__ too
+                found.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
     return found
 
 

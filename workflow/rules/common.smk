@@ -40,7 +40,9 @@ def code(script):
     """Digest of the pipeline modules a rule's script imports, transitively.
 
     Snakemake tracks the script file but not the modules it imports (DESIGN.md §4)."""
-    return code_digest(f"{workflow.basedir}/workflow/scripts/{script}", root=workflow.basedir)
+    return code_digest(
+        f"{workflow.basedir}/workflow/scripts/{script}", root=workflow.basedir
+    )
 
 
 def dataset_marker(ds):
@@ -71,3 +73,14 @@ def model_dataset(model):
 
 def bench_dataset(bench):
     return config["benchmarks"][bench]["dataset"]
+
+
+def shard_files(wildcards):
+    """Tables and tars of every chunk that the index checkpoint planned for a dataset."""
+    videos = checkpoints.index.get(ds=wildcards.ds).output.videos
+    prefix = f"{RESULTS}/{wildcards.ds}/shards"
+    parts = [f"{prefix}/{split}-{chunk:05d}" for split, chunk in chunks(videos)]
+    return {
+        "tables": [f"{p}.parquet" for p in parts],
+        "tars": [f"{p}.tar" for p in parts],
+    }

@@ -1,16 +1,6 @@
 # Manifest: one job per dataset, gathering every chunk the index checkpoint planned.
 
 
-def shard_files(wildcards):
-    videos = checkpoints.index.get(ds=wildcards.ds).output.videos
-    prefix = f"{RESULTS}/{wildcards.ds}/shards"
-    parts = [f"{prefix}/{split}-{chunk:05d}" for split, chunk in chunks(videos)]
-    return {
-        "tables": [f"{p}.parquet" for p in parts],
-        "tars": [f"{p}.tar" for p in parts],
-    }
-
-
 rule manifest:
     input:
         unpack(shard_files),

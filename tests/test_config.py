@@ -1,0 +1,90 @@
+import copy
+
+import pytest
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from pipeline import config as pconfig
+
+SCHEMA = "workflow/schemas/config.schema.yaml"
+
+
+@pytest.fixture(params=["config.yaml", "config/demo.yaml"])
+def cfg(request, repo):
+    return pconfig.load(repo / request.param)
+
+
+def check(cfg, repo):
+    validate(cfg, schema=str(repo / SCHEMA))
+    pconfig.check_config(cfg)
+
+
+def test_shipped_configs_are_valid_and_get_defaults(cfg, repo):
+    check(cfg, repo)
+    assert cfg["evaluate"]["video_reduce"] in ("mean", "median")
+    assert "results" in cfg
+    assert cfg["faces"]["threads"] >= 1
+
+
+@pytest.mark.parametrize("path, value, key", [
+    (("faces", "num_frames"), "many", "num_frames"),
+    (("faces", "backend"), "haar", "backend"),
+    (("training", "optim", "lr"), -1, "lr"),
+    (("training", "augment", "hflip", "p"), 1.5, "p"),
+    (("evaluate", "video_reduce"), "max", "video_reduce"),
+])
+def test_bad_value_fails_validation_naming_the_key(cfg, repo, path, value, key):
+    bad = copy.deepcopy(cfg)
+    node = bad
+    for k in path[:-1]:
+        node = node.setdefault(k, {})
+    node[path[-1]] = value
+    with pytest.raises(WorkflowError) as err:
+        validate(bad, schema=str(repo / SCHEMA))
+    assert key in str(err.value)
+
+
+def test_unknown_key_is_rejected(cfg, repo):
+    bad = copy.deepcopy(cfg)
+    bad["faces"]["num_frame"] = 32  # typo
+    with pytest.raises(WorkflowError, match="num_frame"):
+        validate(bad, schema=str(repo / SCHEMA))
+
+
+def test_references_to_missing_entries_name_the_key(cfg):
+    bad = copy.deepcopy(cfg)
+    bad["benchmarks"]["x"] = {"dataset": "nope", "split": "test"}
+    with pytest.raises(pconfig.ConfigError, match=r"benchmarks\.x\.dataset: 'nope'"):
+        pconfig.check_config(bad)
+    bad = copy.deepcopy(cfg)
+    first = next(iter(bad["models"]))
+    bad["models"][first]["weights"] = "missing_weights"
+    with pytest.raises(pconfig.ConfigError, match=rf"models\.{first}\.weights"):
+        pconfig.check_config(bad)
+
+
+def test_model_config_merges_defaults_and_overrides(repo):
+    cfg = pconfig.load(repo / "config.yaml")
+    probe = pconfig.model_config(cfg, "linear_probe")
+    full = pconfig.model_config(cfg, "lnclip_df")
+    assert probe["ln_tuning"] is False and full["ln_tuning"] is True
+    assert probe["loss"] == {"label_smoothing": 0.0, "alignment": 0.0, "uniformity": 0.0}
+    assert probe["optim"] == full["optim"] == cfg["training"]["optim"]  # inherited, not copied
+    assert probe["slerp"] == {"enabled": False, "expand_to": None}
+
+
+def test_rule_params_hold_only_what_the_rule_depends_on(repo):
+    cfg = pconfig.load(repo / "config/demo.yaml")
+    validate(cfg, schema=str(repo / SCHEMA))
+    train = pconfig.train_params(cfg, "lnclip_df")
+    faces = pconfig.faces_params(cfg)
+    ev = pconfig.evaluate_params(cfg, "demo")
+
+    more = copy.deepcopy(cfg)
+    more["benchmarks"]["extra"] = {"dataset": "demo", "split": "val"}
+    more["evaluate"]["bootstrap"] = 7
+    more["faces"]["threads"] = 1  # threads do not change the crops
+    assert pconfig.train_params(more, "lnclip_df") == train
+    assert pconfig.faces_params(more) == faces
+    assert pconfig.evaluate_params(more, "demo") != ev
+    assert train["model"]["backbone"] == "random:tiny_clip"

@@ -1,0 +1,108 @@
+import json
+import logging
+import stat
+import zipfile
+
+import pytest
+
+from pipeline import download
+
+
+def make_zip(path, members: dict, symlink: str | None = None):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        if symlink:
+            info = zipfile.ZipInfo(symlink)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, "/etc/passwd")
+    return path
+
+
+def test_safe_extract_extracts_a_normal_archive(tmp_path):
+    z = make_zip(tmp_path / "a.zip", {"FaceForensics++_C23/original/000.mp4": b"x", "csv/meta.csv": b"a,b\n"})
+    names = download.safe_extract(z, tmp_path / "out")
+    assert sorted(names) == ["FaceForensics++_C23/original/000.mp4", "csv/meta.csv"]
+    assert (tmp_path / "out/FaceForensics++_C23/original/000.mp4").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("members, symlink, match", [
+    ({"../evil.txt": b"x", "ok.txt": b"y"}, None, "outside"),
+    ({"/abs/evil.txt": b"x"}, None, "outside"),
+    ({"ok.txt": b"y"}, "link", "symbolic link"),
+])
+def test_safe_extract_refuses_escapes_and_writes_nothing(tmp_path, members, symlink, match):
+    z = make_zip(tmp_path / "bad.zip", members, symlink)
+    out = tmp_path / "out"
+    with pytest.raises(download.DownloadError, match=match):
+        download.safe_extract(z, out)
+    assert not (tmp_path / "evil.txt").exists()
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_safe_extract_names_a_corrupt_archive(tmp_path):
+    bad = tmp_path / "broken.zip"
+    bad.write_bytes(b"PK\x03\x04 definitely not a zip")
+    with pytest.raises(download.DownloadError, match="broken.zip is not a valid zip"):
+        download.safe_extract(bad, tmp_path / "out")
+
+
+def test_path_source_missing_tells_the_user_what_to_do(tmp_path):
+    with pytest.raises(download.DownloadError, match=r"datasets\.cdf\.source\.path: .* does not exist.*set"):
+        download.fetch_dataset("cdf", {"path": str(tmp_path / "nope")}, tmp_path / "d", tmp_path / "m.done")
+    assert not (tmp_path / "m.done").exists()
+
+
+def test_path_source_writes_a_listing_marker(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "a").mkdir(parents=True)
+    (tree / "a" / "v.mp4").write_bytes(b"1234")
+    info = download.fetch_dataset("x", {"path": str(tree)}, tmp_path / "d", tmp_path / "m.done")
+    assert info["file_count"] == 1 and info["bytes"] == 4
+    assert json.loads((tmp_path / "m.done").read_text())["listing_sha256"] == info["listing_sha256"]
+    (tree / "a" / "v.mp4").write_bytes(b"12345")
+    assert download.listing_digest(tree)[2] != info["listing_sha256"]
+
+
+def test_kaggle_credentials_detection(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    assert not download.kaggle_credentials_present(env={}, home=home)
+    assert download.kaggle_credentials_present(env={"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}, home=home)
+    assert not download.kaggle_credentials_present(env={"KAGGLE_USERNAME": "u"}, home=home)
+    (home / ".config" / "kaggle").mkdir(parents=True)
+    (home / ".config" / "kaggle" / "kaggle.json").write_text("{}")
+    assert download.kaggle_credentials_present(env={}, home=home)
+
+
+def test_kaggle_without_credentials_says_how_to_set_them(tmp_path, monkeypatch):
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    with pytest.raises(download.DownloadError, match="KAGGLE_USERNAME and KAGGLE_KEY"):
+        download.fetch_dataset("ff", {"kaggle": "xdxd003/ff-c23"}, tmp_path / "d", tmp_path / "m.done")
+
+
+class FakeKaggleApi:
+    """A local stand-in for KaggleApi: writes the archive the real client would write."""
+
+    def __init__(self, members):
+        self.members, self.calls = members, []
+
+    def dataset_download_files(self, slug, path, unzip, quiet):
+        self.calls.append((slug, path, unzip))
+        make_zip(f"{path}/{slug.split('/')[1]}.zip", self.members)
+
+
+def test_fetch_kaggle_extracts_checksums_and_removes_the_archive(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-key-value")
+    api = FakeKaggleApi({"FaceForensics++_C23/original/000.mp4": b"v", "csv/x.csv": b"c"})
+    with caplog.at_level(logging.DEBUG):
+        info = download.fetch_kaggle("xdxd003/ff-c23", tmp_path / "ds", api=api)
+    assert api.calls == [("xdxd003/ff-c23", str(tmp_path / "ds"), False)]
+    assert (tmp_path / "ds/FaceForensics++_C23/original/000.mp4").read_bytes() == b"v"
+    assert not (tmp_path / "ds/ff-c23.zip").exists()
+    assert len(info["archive_sha256"]) == 64 and info["members"] == 2
+    assert "s3cr3t-key-value" not in caplog.text and "s3cr3t-key-value" not in json.dumps(info)

@@ -1,0 +1,109 @@
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import polars as pl
+import pytest
+
+from pipeline import index, tables
+
+CELEBDF_LIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "celebdf_v2" / "List_of_testing_videos.txt"
+
+
+def touch(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+
+
+def write_video(path: Path, n=6, size=64):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (size, size))
+    for i in range(n):
+        w.write(np.full((size, size, 3), 20 * i, np.uint8))
+    w.release()
+
+
+def test_official_ffpp_splits_are_complete():
+    split = index.ffpp_splits()
+    assert len(split) == 1000
+    assert sum(v == "test" for v in split.values()) == 140
+    assert split["953"] == split["974"] == "test"
+    assert split["071"] == "train" and split["720"] == "val"
+
+
+@pytest.mark.parametrize("layout", ["official", "kaggle"])
+def test_ffpp_adapter_pairs_and_splits(tmp_path, layout):
+    real_ids, fake_ids = ["953", "974", "071"], ["953_974", "974_953", "071_054"]
+    for method, folder in [("real", "original"), ("DF", "Deepfakes"), ("NT", "NeuralTextures")]:
+        names = real_ids if method == "real" else fake_ids
+        for name in names:
+            if layout == "official":
+                base = (tmp_path / "original_sequences/youtube/c23/videos" if method == "real"
+                        else tmp_path / f"manipulated_sequences/{folder}/c23/videos")
+            else:
+                base = tmp_path / "ff-c23" / "FaceForensics++_C23" / folder
+            touch(base / f"{name}.mp4")
+    df = index.list_videos("ffpp", "ffpp", tmp_path, {"methods": ["real", "DF", "NT"]})
+    assert df.height == 9
+    row = df.filter(pl.col("video_id") == "DF/953_974").row(0, named=True)
+    assert (row["label"], row["method"], row["source_id"], row["split"]) == (1, "DF", "real/953", "test")
+    real = df.filter(pl.col("video_id") == "real/071").row(0, named=True)
+    assert (real["label"], real["source_id"], real["split"]) == (0, "real/071", "train")
+    # both fakes of a pair land in the pair's split
+    assert set(df.filter(pl.col("video_id").str.contains("953|974"))["split"]) == {"test"}
+
+
+def test_ffpp_missing_tree_says_what_it_expected(tmp_path):
+    with pytest.raises(index.DatasetLayoutError, match="original_sequences.*Kaggle mirror"):
+        index.list_videos("ffpp", "ffpp", tmp_path, {})
+
+
+@pytest.mark.skipif(not CELEBDF_LIST.is_file(), reason="shared/data Celeb-DF list not present")
+def test_celebdf_adapter_flips_the_list_labels(tmp_path):
+    (tmp_path / "List_of_testing_videos.txt").write_text(CELEBDF_LIST.read_text())
+    df = index.list_videos("cdf", "celebdf", tmp_path, {})
+    assert df.height == 518
+    assert (df["label"] == 0).sum() == 178 and (df["label"] == 1).sum() == 340
+    fake = df.filter(pl.col("video_id") == "Celeb-synthesis/id1_id0_0007").row(0, named=True)
+    assert fake["label"] == 1 and fake["source_id"] == "Celeb-real/id1_0007"
+    yt = df.filter(pl.col("video_id") == "YouTube-real/00170").row(0, named=True)
+    assert yt["label"] == 0 and yt["method"] == "real" and set(df["split"]) == {"test"}
+
+
+def test_csv_adapter_rejects_bad_labels(tmp_path):
+    (tmp_path / "labels.csv").write_text("video_id,path,label,method,source_id,split\nv1,a.mp4,2,x,,test\n")
+    with pytest.raises(index.DatasetLayoutError, match=r"line 2: label must be 0 \(real\) or 1"):
+        index.list_videos("d", "csv", tmp_path, {})
+
+
+def test_assign_chunks_is_per_split_and_deterministic():
+    df = pl.DataFrame({"video_id": [f"v{i:02d}" for i in range(7)][::-1],
+                       "split": ["train"] * 5 + ["test"] * 2})
+    out = index.assign_chunks(df, 2)
+    assert out.filter(pl.col("split") == "test")["chunk"].to_list() == [0, 0]
+    train = out.filter(pl.col("split") == "train")
+    assert train["video_id"].to_list() == sorted(train["video_id"].to_list())
+    assert train["chunk"].to_list() == [0, 0, 1, 1, 2]
+
+
+def test_build_index_keeps_unreadable_videos_with_a_reason(tmp_path):
+    write_video(tmp_path / "r.mp4", n=6)
+    write_video(tmp_path / "f.mp4", n=9)
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all" * 10)
+    (tmp_path / "labels.csv").write_text(
+        "video_id,path,label,method,source_id,split\n"
+        "r,r.mp4,0,real,r,test\nf,f.mp4,1,SBI,r,test\nbroken,broken.mp4,1,SBI,,test\n"
+        "gone,missing.mp4,0,real,gone,test\n")
+    out = tmp_path / "videos.parquet"
+    df = index.build_index("d", "csv", tmp_path, {}, out, chunk_size=3, threads=2)
+    stored = pl.read_parquet(out)
+    assert stored.columns == list(tables.VIDEOS)
+    rows = {r["video_id"]: r for r in stored.iter_rows(named=True)}
+    assert rows["r"]["frame_count"] == 6 and rows["f"]["frame_count"] == 9
+    assert rows["r"]["width"] == 64 and rows["r"]["error"] is None
+    assert rows["broken"]["error"] and rows["broken"]["frame_count"] is None
+    assert rows["gone"]["error"] == "file not found"
+    assert index.chunks(out) == [("test", 0), ("test", 1)]
+    assert index.select_chunk(out, "test", 1)["video_id"].to_list() == ["r"]
+    assert df.height == 4
