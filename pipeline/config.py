@@ -96,7 +96,8 @@ def weights_id(config: dict, name: str) -> str:
 def evaluate_params(config: dict, bench: str) -> dict:
     """What evaluating any model on one benchmark depends on."""
     ev = config.get("evaluate", {})
-    return {"benchmark": config["benchmarks"][bench],
+    return {"dataset": config["benchmarks"][bench]["dataset"],
+            "split": config["benchmarks"][bench]["split"],
             "video_reduce": ev.get("video_reduce", "mean"),
             "bootstrap": ev.get("bootstrap", 1000),
             "batch_size": ev.get("batch_size", 64),

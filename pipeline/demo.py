@@ -44,20 +44,22 @@ SPLITS = ("train", "val", "test")
 DEFAULT_COUNTS = {"train": 12, "val": 4, "test": 6}
 STYLES = ("gradient", "texture")
 
-# Self-blending (fake) parameters. ``color_shift``: per-channel offset magnitude in grey levels
-# (drawn in [c/2, c] with a random sign); ``contrast``: max relative contrast change of the
-# source copy; ``scale_jitter``: source copy scaled by 1 +/- up to this about the face centre;
-# ``shift``: max translation of the source copy as a fraction of the face width;
+# Self-blending (fake) parameters.
+# ``color_shift``: per-channel offset magnitude as a fraction of the 0-255 range (drawn in
+#   [c/2, c] with a random sign per channel);
+# ``contrast``: max relative contrast change of the source copy;
+# ``scale_jitter``: the source copy is scaled by 1 +/- up to this about the face centre;
+# ``shift``: max translation of the source copy, as a fraction of the face width;
 # ``hull_scale``: the landmark hull is scaled about its centroid by a factor in this range;
-# ``mask_blur``: Gaussian sigma of the mask edge as a fraction of the face width;
-# ``ratio``: blend-ratio range (mask maximum).
+# ``mask_blur``: Gaussian sigma of the mask edge in pixels of a 256-px frame (scaled with size);
+# ``ratio``: blend-ratio range (the mask's maximum).
 DEFAULT_BLEND = {
-    "color_shift": 18.0,
+    "color_shift": 0.07,
     "contrast": 0.08,
     "scale_jitter": 0.04,
     "shift": 0.02,
     "hull_scale": (0.92, 1.04),
-    "mask_blur": 0.06,
+    "mask_blur": 5.0,
     "ratio": (0.75, 1.0),
 }
 
@@ -214,7 +216,7 @@ def blend_params(rng: np.random.Generator, blend: dict | None = None) -> dict:
     unknown = set(cfg) - set(DEFAULT_BLEND)
     if unknown:
         raise ValueError(f"unknown blend parameters {sorted(unknown)}; known: {sorted(DEFAULT_BLEND)}")
-    c = float(cfg["color_shift"])
+    c = 255.0 * float(cfg["color_shift"])
     shift = rng.uniform(c / 2, c, size=3) * rng.choice([-1.0, 1.0], size=3)
     sj = float(cfg["scale_jitter"])
     return {
@@ -228,11 +230,11 @@ def blend_params(rng: np.random.Generator, blend: dict | None = None) -> dict:
     }
 
 
-def blend_mask(landmarks: np.ndarray, size: int, hull_scale: float = 1.0, blur: float = 0.06) -> np.ndarray:
+def blend_mask(landmarks: np.ndarray, size: int, hull_scale: float = 1.0, blur: float = 5.0) -> np.ndarray:
     """Soft mask (float32 ``size``x``size``, 0..1): blurred convex hull of the 68 landmarks.
 
     The hull is scaled by ``hull_scale`` about the landmarks' centroid; the blur sigma is
-    ``blur`` times the landmarks' width.
+    ``blur`` pixels at a 256-px frame (``blur * size / 256``).
     """
     lm = np.asarray(landmarks, dtype=np.float64)
     c = lm.mean(axis=0)
@@ -240,8 +242,7 @@ def blend_mask(landmarks: np.ndarray, size: int, hull_scale: float = 1.0, blur: 
     hull = cv2.convexHull(np.round(pts * 16).astype(np.int32))
     mask = np.zeros((size, size), dtype=np.float32)
     cv2.fillConvexPoly(mask, hull, 1.0, lineType=cv2.LINE_AA, shift=4)
-    width = float(lm[:, 0].max() - lm[:, 0].min())
-    sigma = max(blur * width, 0.5)
+    sigma = max(blur * size / 256.0, 0.5)
     return cv2.GaussianBlur(mask, (0, 0), sigma)
 
 
@@ -257,7 +258,9 @@ def self_blend(frame: np.ndarray, landmarks: np.ndarray, params: dict) -> tuple[
     c = lm.mean(axis=0)
     width = float(lm[:, 0].max() - lm[:, 0].min())
     m = _placement(c, c + params["shift"] * width, params["scale"], 0.0, False)
-    src = cv2.warpAffine(frame, m, (frame.shape[1], size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    src = cv2.warpAffine(
+        frame, m, (frame.shape[1], size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
     src = src.astype(np.float32)
     mean = src.mean(axis=(0, 1), keepdims=True)
     src = (src - mean) * params["contrast"] + mean + params["color_shift"]
@@ -345,7 +348,14 @@ def make_demo_dataset(
                 rel = f"videos/{vid}.mp4"
                 write_video(out_dir / rel, frames_rgb, fps)
                 rows.append(
-                    {"video_id": vid, "path": rel, "label": label, "method": method, "source_id": source, "split": split}
+                    {
+                        "video_id": vid,
+                        "path": rel,
+                        "label": label,
+                        "method": method,
+                        "source_id": source,
+                        "split": split,
+                    }
                 )
             index += 1
     crng = np.random.default_rng([seed, 0xBAD])
@@ -353,7 +363,9 @@ def make_demo_dataset(
         vid = f"broken_{j:03d}"
         rel = f"videos/{vid}.mp4"
         (out_dir / rel).write_bytes(crng.integers(0, 256, size=4096, dtype=np.uint8).tobytes())
-        rows.append({"video_id": vid, "path": rel, "label": 1, "method": "SBI", "source_id": "", "split": "test"})
+        rows.append(
+            {"video_id": vid, "path": rel, "label": 1, "method": "SBI", "source_id": "", "split": "test"}
+        )
 
     tmp = out_dir / "labels.csv.tmp"
     with open(tmp, "w", newline="") as fh:

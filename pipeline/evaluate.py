@@ -105,3 +105,45 @@ def evaluate_model(
     tables.write_parquet(scores, out_scores, tables.SCORES, "scores")
     write_json_atomic(result, out_metrics)
     return result
+
+
+def evaluate_benchmark(
+    adapter,
+    weights_dir,
+    frames_path,
+    out_scores,
+    out_metrics,
+    *,
+    model: str,
+    benchmark: str,
+    dataset: str,
+    split: str,
+    video_reduce: str = "mean",
+    bootstrap: int = 1000,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | None = None,
+    workers: int = 0,
+) -> dict:
+    """Score every crop of one benchmark split with a trained adapter and write its metrics.
+
+    The entry point of the workflow's ``evaluate`` rule (and ``python -m pipeline evaluate``):
+    load the detector (backbone from ``weights_dir`` + the adapter), predict p(fake) for every
+    stored crop of ``split`` in ``frames_path``, then :func:`evaluate_model`.
+    """
+    from .model import load_detector, pick_device
+    from .predict import predict_frames
+
+    frames = pl.read_parquet(frames_path).filter(pl.col("split") == split)
+    if frames.height == 0:
+        present = sorted(pl.read_parquet(frames_path, columns=["split"])["split"].unique().to_list())
+        raise ValueError(f"benchmark {benchmark!r}: {frames_path} has no frames in split {split!r} "
+                         f"(splits present: {present}); check benchmarks.{benchmark}.split")
+    crops = frames.filter(pl.col("key").is_not_null())
+    device = pick_device(device)
+    detector, meta = load_detector(adapter, weights_dir, device=device)
+    scores = predict_frames(detector, crops, batch_size=batch_size, device=device, workers=workers)
+    extra = {"model": model, "benchmark": benchmark, "dataset": dataset, "split": split,
+             "backbone": meta.get("model", {}).get("backbone") or meta.get("backbone")}
+    return evaluate_model(scores, out_scores, out_metrics, frames=frames, video_reduce=video_reduce,
+                          bootstrap=bootstrap, seed=seed, extra_meta=extra)

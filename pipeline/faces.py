@@ -19,11 +19,13 @@ Layers, each usable without Snakemake:
 from __future__ import annotations
 
 import abc
+import contextlib
 import importlib.util
 import json
 import logging
 import multiprocessing
 import os
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +111,9 @@ def similarity_matrix(src, dst) -> np.ndarray:
 
 def alignment_matrix(points5, size: int = 256, scale: float = 1.3) -> np.ndarray:
     """2x3 matrix mapping the five alignment points (source frame) onto the crop template."""
-    return similarity_matrix(np.asarray(points5, dtype=np.float64).reshape(5, 2), template_points(size, scale))
+    return similarity_matrix(
+        np.asarray(points5, dtype=np.float64).reshape(5, 2), template_points(size, scale)
+    )
 
 
 def align_points(landmarks68) -> np.ndarray:
@@ -120,7 +124,9 @@ def align_points(landmarks68) -> np.ndarray:
     return lm[list(ALIGN_POINTS)]
 
 
-def align_crop(image_rgb: np.ndarray, landmarks68: np.ndarray, size: int = 256, scale: float = 1.3) -> np.ndarray:
+def align_crop(
+    image_rgb: np.ndarray, landmarks68: np.ndarray, size: int = 256, scale: float = 1.3
+) -> np.ndarray:
     """The DeepfakeBench face crop: ``size``x``size``x3 ``uint8``.
 
     Takes the five ``ALIGN_POINTS`` from the 68 landmarks (source-frame coordinates), fits the
@@ -144,7 +150,9 @@ def transform_points(m: np.ndarray, points) -> np.ndarray:
 
 def encode_png(image_rgb: np.ndarray) -> bytes:
     """Lossless PNG bytes of an RGB ``uint8`` image (stored with normal colours)."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR), PNG_PARAMS)
+    ok, buf = cv2.imencode(
+        ".png", cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR), PNG_PARAMS
+    )
     if not ok:  # pragma: no cover - cv2 fails only on invalid images
         raise RuntimeError("cv2.imencode('.png') failed")
     return buf.tobytes()
@@ -263,7 +271,9 @@ class DlibBackend(FaceBackend):
         img = self._prepare(image_rgb)
         x0, y0, x1, y1 = (int(round(v)) for v in face.box)
         shape = self._predictor(img, self._dlib.rectangle(x0, y0, x1, y1))
-        return np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], dtype=np.float64)
+        return np.array(
+            [[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], dtype=np.float64
+        )
 
 
 BACKENDS: dict[str, Callable[..., FaceBackend]] = {"dlib": DlibBackend}
@@ -274,7 +284,9 @@ def make_backend(name: str, **options) -> FaceBackend:
     try:
         factory = BACKENDS[name]
     except KeyError:
-        raise ValueError(f"unknown face backend {name!r}; known backends: {', '.join(sorted(BACKENDS))}") from None
+        raise ValueError(
+            f"unknown face backend {name!r}; known backends: {', '.join(sorted(BACKENDS))}"
+        ) from None
     return factory(**options)
 
 
@@ -285,7 +297,9 @@ def make_backend(name: str, **options) -> FaceBackend:
 _VIDEO_FIELDS = ("dataset", "video_id", "split", "label", "method", "source_id")
 
 
-def _record(video: dict, frame_idx, reason, key=None, face: Face | None = None, n_faces=None, points5=None) -> dict:
+def _record(
+    video: dict, frame_idx, reason, key=None, face: Face | None = None, n_faces=None, points5=None
+) -> dict:
     rec = {f: video.get(f) for f in _VIDEO_FIELDS}
     box = face.box if face is not None else (None, None, None, None)
     rec.update(
@@ -320,6 +334,7 @@ def extract_video(
 
     Never raises for a bad video.
     """
+
     def video_failure():
         return [(_record(video, None, tables.REASON_DECODE_ERROR), None)]
 
@@ -367,6 +382,28 @@ def extract_video(
 _worker_state: dict = {}
 
 
+@contextlib.contextmanager
+def _main_not_reimported():
+    """Start worker processes without re-running the parent's ``__main__`` script.
+
+    ``spawn``/``forkserver`` children re-execute the parent's main *script* (found through
+    ``__main__.__file__``) before unpickling their task. Snakemake ``script:`` files and other
+    unguarded scripts would then run ``extract_chunk`` again in every worker and fail. The
+    workers only need :mod:`pipeline.faces`, so the main script's path is hidden while the pool
+    starts. (A main *module* run with ``-m`` is imported by name and is left alone.)
+    """
+    main = sys.modules.get("__main__")
+    hide = main is not None and getattr(main, "__spec__", None) is None and hasattr(main, "__file__")
+    saved = main.__file__ if hide else None
+    if hide:
+        del main.__file__
+    try:
+        yield
+    finally:
+        if hide:
+            main.__file__ = saved
+
+
 def _worker_init(backend: str, backend_options: dict, params: dict) -> None:
     """Pool initializer: build this worker's backend once."""
     cv2.setNumThreads(1)
@@ -403,7 +440,9 @@ def _log_video(video_id: str, records: list[dict]) -> None:
         log.warning("%s: %s", video_id, tables.REASON_DECODE_ERROR)
         return
     detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
-    log.info("%s: %d/%d sampled frames without crop (%s)", video_id, sum(reasons.values()), len(records), detail)
+    log.info(
+        "%s: %d/%d sampled frames without crop (%s)", video_id, sum(reasons.values()), len(records), detail
+    )
 
 
 def extract_chunk(
@@ -425,7 +464,8 @@ def extract_chunk(
     ``multiprocessing`` pool of that many workers (each builds its own backend once) runs
     :func:`extract_video`; ``imap`` keeps the output order, so the result is identical to
     ``threads=1``. ``mp_context`` is the start method (``spawn`` avoids forking a process whose
-    OpenCV/polars thread pools are running).
+    OpenCV/polars thread pools are running); workers never re-run the caller's main script, so
+    unguarded scripts (Snakemake ``script:`` files) can call this.
 
     Writes:
 
@@ -442,6 +482,8 @@ def extract_chunk(
     """
     import webdataset as wds
 
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown face backend {backend!r}; known backends: {', '.join(sorted(BACKENDS))}")
     tar_path = Path(tar_path)
     parquet_path = Path(parquet_path)
     tar_path.parent.mkdir(parents=True, exist_ok=True)
@@ -453,12 +495,17 @@ def extract_chunk(
 
     if threads > 1 and total > 1:
         ctx = multiprocessing.get_context(mp_context)
-        pool = ctx.Pool(min(threads, total), initializer=_worker_init, initargs=(backend, backend_options, params))
+        with _main_not_reimported():
+            pool = ctx.Pool(
+                min(threads, total), initializer=_worker_init, initargs=(backend, backend_options, params)
+            )
         results = pool.imap(_worker_run, rows, chunksize=1)
-    else:
+    elif total:
         pool = None
         be = make_backend(backend, **backend_options)
         results = (extract_video(v, be, **params) for v in rows)
+    else:
+        pool, results = None, iter(())
 
     records: list[dict] = []
     crops = 0

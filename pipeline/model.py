@@ -90,12 +90,16 @@ def save_random_backbone(out_dir, vision_config: dict, seed: int, with_text: boo
             num_attention_heads=2,
             vocab_size=128,
             max_position_embeddings=16,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
         )
         config = CLIPConfig(text_config=text, vision_config=dict(vision_config), projection_dim=16)
         model = CLIPModel(config)
     else:
         model = CLIPVisionModel(CLIPVisionConfig(**vision_config))
-    model.save_pretrained(out_dir)
+    with _quiet_transformers():
+        model.save_pretrained(out_dir)
     return out_dir
 
 
@@ -170,7 +174,10 @@ def save_adapter(detector: Detector, path, meta: dict) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {n: p.detach().to("cpu", torch.float32).contiguous() for n, p in detector.trainable_parameters().items()}
+    tensors = {
+        n: p.detach().to("cpu", torch.float32).contiguous()
+        for n, p in detector.trainable_parameters().items()
+    }
     full_meta = dict(meta)
     full_meta["model"] = detector.config()
     tmp = path.with_name(path.name + ".tmp")

@@ -55,5 +55,7 @@ def predict_frames(
     missing = out.filter(pl.col("p_fake").is_null())
     if missing.height:
         examples = missing.select("shard", "key").head(3).rows()
-        raise ValueError(f"predict_frames: {missing.height} listed crops not found in their shards, e.g. {examples}")
+        raise ValueError(
+            f"predict_frames: {missing.height} listed crops not found in their shards, e.g. {examples}"
+        )
     return tables.conform(out, tables.SCORES, "scores")

@@ -28,6 +28,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from jinja2 import Environment, StrictUndefined, select_autoescape  # noqa: E402
@@ -39,7 +40,7 @@ from .metrics import video_scores  # noqa: E402
 
 DEMO_TEXT = "Demo on synthetic videos: these numbers say nothing about real deepfakes"
 DASH = "\u2014"
-MAX_TRAIN_POINTS = 1500  # plotted train-loss points per model; longer logs are shown as bin means
+MAX_TRAIN_POINTS = 1500  # plotted train-loss points per model; longer logs: 500 bin means + min-max band
 MAX_CHECKSUM_ROWS = 500  # per dataset
 
 _RC = {
@@ -63,8 +64,21 @@ _RC = {
 
 def slug(name: str) -> str:
     """An HTML id fragment for ``name`` (letters, digits, ``_`` and ``-``; others become ``-``)."""
-    s = re.sub(r"[^A-Za-z0-9_\-]", "-", str(name))
+    s = re.sub(r"[^A-Za-z0-9_\-]+", "-", str(name)).strip("-")
     return s or "x"
+
+
+def _unique_slugs(names: list[str], taken: set[str] | None = None) -> dict[str, str]:
+    """``slug`` of each name, with ``-2``, ``-3``, ... appended where two names share a slug."""
+    out, used = {}, set(taken or ())
+    for n in names:
+        base = s = slug(n)
+        k = 2
+        while s in used:
+            s, k = f"{base}-{k}", k + 1
+        used.add(s)
+        out[n] = s
+    return out
 
 
 def _finite(x) -> bool:
@@ -109,7 +123,7 @@ def _model_colors(models: list[str]) -> dict[str, str]:
     return {m: matplotlib.colors.to_hex(cmap(i % 10)) for i, m in enumerate(models)}
 
 
-_ID_RE = re.compile(r'\bid="([^"]+)"')
+_REF_RE = re.compile(r'(\bid="|\bhref="#|url\(#)')
 
 
 def fig_to_svg(fig: Figure, prefix: str) -> Markup:
@@ -122,11 +136,8 @@ def fig_to_svg(fig: Figure, prefix: str) -> Markup:
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]
-    ids = sorted(set(_ID_RE.findall(svg)), key=len, reverse=True)
-    for i in ids:
-        new = f"{prefix}-{i}"
-        svg = svg.replace(f'id="{i}"', f'id="{new}"').replace(f'href="#{i}"', f'href="#{new}"')
-        svg = svg.replace(f"url(#{i})", f"url(#{new})")
+    # Every id in the SVG is defined in it, so every definition and local reference is prefixed.
+    svg = _REF_RE.sub(lambda m: f"{m.group(1)}{prefix}-", svg)
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
     return Markup(svg)
 
@@ -135,7 +146,7 @@ def fig_to_svg(fig: Figure, prefix: str) -> Markup:
 # Figures
 
 
-def _roc_figure(bench: str, curves: list[dict]) -> Markup:
+def _roc_figure(bench: str, bslug: str, curves: list[dict]) -> Markup:
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(4.2, 4.0))
         ax = fig.add_subplot()
@@ -152,10 +163,10 @@ def _roc_figure(bench: str, curves: list[dict]) -> Markup:
             ax.legend(loc="lower right", title="model (AUROC %)", title_fontsize=7)
         else:
             ax.text(0.5, 0.5, "no curve: needs real and fake videos", ha="center", va="center")
-        return fig_to_svg(fig, f"roc-{slug(bench)}")
+        return fig_to_svg(fig, f"roc-{bslug}")
 
 
-def _hist_figure(bench: str, hists: list[dict]) -> Markup:
+def _hist_figure(bench: str, bslug: str, hists: list[dict]) -> Markup:
     n = max(len(hists), 1)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
@@ -178,16 +189,18 @@ def _hist_figure(bench: str, hists: list[dict]) -> Markup:
             ax.set_title(h["model"])
             ax.set_xlabel("video p(fake)")
             ax.set_ylabel("videos")
-            ax.legend(loc="upper center")
+            ax.legend(loc="best")
         fig.tight_layout()
-        return fig_to_svg(fig, f"hist-{slug(bench)}")
+        return fig_to_svg(fig, f"hist-{bslug}")
 
 
-def _bin_means(x: np.ndarray, y: np.ndarray, nbins: int) -> tuple[np.ndarray, np.ndarray]:
+def _bins(x: np.ndarray, y: np.ndarray, nbins: int):
+    """Mean x, mean y, min y and max y of ``nbins`` consecutive, equally sized groups of points."""
     edges = np.linspace(0, x.size, nbins + 1).astype(int)
-    xs = np.array([x[a:b].mean() for a, b in zip(edges[:-1], edges[1:]) if b > a])
-    ys = np.array([y[a:b].mean() for a, b in zip(edges[:-1], edges[1:]) if b > a])
-    return xs, ys
+    parts = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    xs = np.array([x[a:b].mean() for a, b in parts])
+    stats = np.array([(y[a:b].mean(), y[a:b].min(), y[a:b].max()) for a, b in parts])
+    return xs, stats[:, 0], stats[:, 1], stats[:, 2]
 
 
 def _col(df: pl.DataFrame, name: str) -> np.ndarray | None:
@@ -196,7 +209,7 @@ def _col(df: pl.DataFrame, name: str) -> np.ndarray | None:
     return df.get_column(name).cast(pl.Float64, strict=False).to_numpy()
 
 
-def _training_figure(model: str, log: pl.DataFrame, color: str) -> tuple[Markup, dict]:
+def _training_figure(model: str, mslug: str, log: pl.DataFrame, color: str) -> tuple[Markup, dict]:
     kind = log.get_column("kind") if "kind" in log.columns else pl.Series([None] * log.height, dtype=pl.String)
     train = log.filter(kind == "train") if "kind" in log.columns else log
     val = log.filter(kind == "val") if "kind" in log.columns else log.clear()
@@ -213,9 +226,10 @@ def _training_figure(model: str, log: pl.DataFrame, color: str) -> tuple[Markup,
             order = np.argsort(step, kind="stable")
             step, loss = step[order], loss[order]
             if step.size > MAX_TRAIN_POINTS:
-                ax_loss.plot(step, loss, lw=0.3, color=color, alpha=0.25)
-                step, loss = _bin_means(step, loss, MAX_TRAIN_POINTS // 3)
-                note = " (bin means)"
+                # Long logs: mean of consecutive bins, with the bins' min-max as a band (keeps the SVG small).
+                step, loss, lo, hi = _bins(step, loss, MAX_TRAIN_POINTS // 3)
+                ax_loss.fill_between(step, lo, hi, color=color, alpha=0.2, lw=0)
+                note = " (bin mean, min-max)"
             ax_loss.plot(step, loss, lw=1.0, color=color, label="train" + note)
             summary["steps"] = int(step.max()) if step.size else None
             summary["final_train_loss"] = float(loss[-1]) if loss.size else None
@@ -233,7 +247,11 @@ def _training_figure(model: str, log: pl.DataFrame, color: str) -> tuple[Markup,
         if lr is not None and step_all is not None and train.height:
             ok = np.isfinite(lr) & np.isfinite(step_all)
             o = np.argsort(step_all[ok], kind="stable")
-            ax_lr.plot(step_all[ok][o], lr[ok][o], lw=1.0, color=color)
+            xs, ys = step_all[ok][o], lr[ok][o]
+            if xs.size > MAX_TRAIN_POINTS:  # a smooth schedule: every k-th point is enough
+                keep = np.unique(np.r_[np.arange(0, xs.size, xs.size // MAX_TRAIN_POINTS + 1), xs.size - 1])
+                xs, ys = xs[keep], ys[keep]
+            ax_lr.plot(xs, ys, lw=1.0, color=color)
             ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
         ax_lr.set_xlabel("step")
         ax_lr.set_ylabel("learning rate")
@@ -245,8 +263,14 @@ def _training_figure(model: str, log: pl.DataFrame, color: str) -> tuple[Markup,
             ep, auc = ep[ok], auc[ok]
             o = np.argsort(ep, kind="stable")
             ep, auc = ep[o], auc[o]
+            fa = _col(val, "frame_auroc")
+            if fa is not None and np.isfinite(fa).any():
+                fok = np.isfinite(fa) & np.isfinite(_col(val, "epoch"))
+                fo = np.argsort(_col(val, "epoch")[fok], kind="stable")
+                ax_auc.plot(_col(val, "epoch")[fok][fo], 100 * fa[fok][fo], "s--", ms=2.5, lw=0.8, color="#777777",
+                            label="frame AUROC")
             if auc.size:
-                ax_auc.plot(ep, 100 * auc, "o-", ms=3, lw=1.0, color=color)
+                ax_auc.plot(ep, 100 * auc, "o-", ms=3, lw=1.0, color=color, label="video AUROC")
                 b = int(np.argmax(auc))
                 ax_auc.plot([ep[b]], [100 * auc[b]], "*", ms=9, color="#222222", label=f"best {100 * auc[b]:.2f} (epoch {ep[b]:g})")
                 ax_auc.legend(loc="lower right")
@@ -255,10 +279,10 @@ def _training_figure(model: str, log: pl.DataFrame, color: str) -> tuple[Markup,
                 summary["epochs"] = int(np.unique(ep).size)
         ax_auc.set_xlabel("epoch")
         ax_auc.set_ylabel("video AUROC (%)")
-        ax_auc.set_title("validation video AUROC")
-        fig.suptitle(model, fontsize=9)
+        ax_auc.set_title("validation AUROC")
+        ax_auc.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         fig.tight_layout()
-        return fig_to_svg(fig, f"train-{slug(model)}"), summary
+        return fig_to_svg(fig, f"train-{mslug}"), summary
 
 
 # --------------------------------------------------------------------------------------------------
@@ -431,6 +455,8 @@ def build_report(
         if str(t["model"]) not in models:
             models.append(str(t["model"]))
     colors = _model_colors(models)
+    bslugs = _unique_slugs(benches)
+    mslugs = _unique_slugs(models)
 
     # Headline table
     auroc_rows = []
@@ -497,7 +523,7 @@ def build_report(
                         "model": m,
                         "level": level,
                         "n": f"{_num(d.get('n'))} ({_num(d.get('n_real'))} / {_num(d.get('n_fake'))})",
-                        "values": [pct(d.get(k)) for k, _ in METRIC_COLUMNS],
+                        "vals": [pct(d.get(k)) for k, _ in METRIC_COLUMNS],
                         "ci": _ci_text(d.get("auroc_ci")) if level == "video" else "",
                     }
                 )
@@ -535,10 +561,10 @@ def build_report(
         bench_sections.append(
             {
                 "name": b,
-                "slug": slug(b),
+                "slug": bslugs[b],
                 "models": bench_models,
-                "roc_svg": _roc_figure(b, curves),
-                "hist_svg": _hist_figure(b, hists),
+                "roc_svg": _roc_figure(b, bslugs[b], curves),
+                "hist_svg": _hist_figure(b, bslugs[b], hists),
                 "metric_rows": metric_rows,
                 "method_rows": method_rows,
                 "data_rows": data_rows,
@@ -555,18 +581,18 @@ def build_report(
         log_path = t.get("log_path")
         svg, summary, missing = Markup(""), {}, None
         if log_path is not None and Path(log_path).exists():
-            svg, summary = _training_figure(m, pl.read_parquet(log_path), colors[m])
+            svg, summary = _training_figure(m, mslugs[m], pl.read_parquet(log_path), colors[m])
         else:
             missing = str(log_path)
         training_sections.append(
             {
                 "model": m,
-                "slug": slug(m),
+                "slug": mslugs[m],
                 "svg": svg,
                 "missing": missing,
                 "summary": [
                     ("epochs", _num(summary.get("epochs"))),
-                    ("steps", _num(summary.get("steps"))),
+                    ("last step", _num(summary.get("steps"))),
                     ("final train loss", f"{summary['final_train_loss']:.4f}" if _finite(summary.get("final_train_loss")) else DASH),
                     ("best val video AUROC (%)", pct(summary.get("best_val_video_auroc"))),
                     ("best epoch", _num(summary.get("best_epoch"))),
@@ -598,7 +624,6 @@ def build_report(
         demo=bool(demo),
         demo_text=DEMO_TEXT,
         benchmarks=benches,
-        bench_slugs={b: slug(b) for b in benches},
         auroc_rows=auroc_rows,
         bench_sections=bench_sections,
         metric_columns=[label for _, label in METRIC_COLUMNS],
@@ -617,3 +642,46 @@ def build_report(
     tmp.replace(out)
     return {"path": str(out), "bytes": len(html.encode("utf-8")), "seconds": time.perf_counter() - t0,
             "models": models, "benchmarks": benches}
+
+
+def report_from_workflow(
+    out_html,
+    *,
+    metrics: list,
+    scores: list,
+    train_logs: list,
+    stats: list,
+    markers: list,
+    models: list[str],
+    benchmarks: list[str],
+    datasets: list[str],
+    config: dict,
+    title: str,
+    demo: bool,
+) -> dict:
+    """Gather the workflow's outputs (laid out as in DESIGN.md §3) into :func:`build_report`.
+
+    Paths are matched to names by their folders: ``eval/{model}/{bench}/metrics.json``,
+    ``models/{model}/train_log.parquet``, ``{ds}/stats.json``; download markers
+    ``resources/datasets/{ds}.done`` give the datasets' checksums.
+    """
+    from . import __version__
+    from .config import model_config
+    from .provenance import git_revision, package_versions
+
+    by_pair = {(Path(p).parent.parent.name, Path(p).parent.name): p for p in metrics}
+    score_by_pair = {(Path(p).parent.parent.name, Path(p).parent.name): p for p in scores}
+    evaluations = [{"model": m, "benchmark": b, "metrics_path": by_pair[(m, b)],
+                    "scores_path": score_by_pair[(m, b)]}
+                   for m in models for b in benchmarks if (m, b) in by_pair]
+    stats_by = {Path(p).parent.name: p for p in stats}
+    marker_by = {Path(p).name.removesuffix(".done"): p for p in markers}
+    dataset_entries = [{"name": ds, "stats_path": stats_by[ds], "checksums": marker_by.get(ds, {})}
+                       for ds in datasets if ds in stats_by]
+    log_by = {Path(p).parent.name: p for p in train_logs}
+    trainings = [{"model": m, "log_path": log_by[m], "config": model_config(config, m)}
+                 for m in models if m in log_by]
+    provenance = {"config": config, "code_version": git_revision(), "pipeline_version": __version__,
+                  "packages": package_versions()}
+    return build_report(out_html, evaluations=evaluations, datasets=dataset_entries, trainings=trainings,
+                        provenance=provenance, title=title, demo=demo)

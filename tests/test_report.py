@@ -1,0 +1,317 @@
+"""pipeline.report: the HTML holds the right numbers, is self-contained, and renders in a browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipeline import tables
+from pipeline.evaluate import evaluate_model
+from pipeline.report import DEMO_TEXT, build_report, slug
+
+MODELS = {"LNCLIP-DF": 0.35, "linear probe <baseline>": 0.12}  # name -> separation of fake scores
+BENCHES = {"CDFv2": ("Celeb-synthesis",), "FF++ & DFD": ("DF", "F2F")}  # name -> fake methods
+
+
+def _scores(seed: int, sep: float, methods, n_real=30, n_fake=25, frames=4) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for method, label, n in [("real", 0, n_real)] + [(m, 1, n_fake) for m in methods]:
+        for i in range(n):
+            vid = f"{method}/{i:03d}"
+            base = rng.normal(0.4 + sep * label, 0.15)
+            for f in range(frames):
+                rows.append(
+                    {
+                        "dataset": "D",
+                        "video_id": vid,
+                        "key": tables.sample_key(vid, f),
+                        "frame_idx": f * 10,
+                        "label": label,
+                        "method": method,
+                        "p_fake": float(np.clip(base + rng.normal(0, 0.05), 0, 1)),
+                    }
+                )
+    return tables.conform(pl.DataFrame(rows), tables.SCORES, "scores")
+
+
+def _frames_of(scores: pl.DataFrame) -> pl.DataFrame:
+    fr = scores.select("dataset", "video_id", "label", "method", "frame_idx", "key").with_columns(
+        pl.lit("test").alias("split")
+    )
+    lost = pl.DataFrame(
+        {"dataset": ["D"], "video_id": ["real/lost"], "label": [0], "method": ["real"], "frame_idx": [None],
+         "key": [None], "split": ["test"], "reason": ["decode_error"]}
+    )
+    return tables.conform(pl.concat([fr, lost], how="diagonal_relaxed"), tables.FRAMES, "frames")
+
+
+def _train_log(seed: int, epochs=4, steps_per_epoch=50) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for e in range(epochs):
+        for s in range(steps_per_epoch):
+            step = e * steps_per_epoch + s
+            rows.append({"kind": "train", "epoch": e, "step": step, "loss": float(0.7 * np.exp(-step / 80) + rng.normal(0, 0.02)),
+                         "lr": 1e-4 * (1 + np.cos(np.pi * s / steps_per_epoch)) / 2, "video_auroc": None})
+        rows.append({"kind": "val", "epoch": e, "step": (e + 1) * steps_per_epoch, "loss": 0.5 - 0.05 * e, "lr": None,
+                     "video_auroc": 0.7 + 0.05 * e + 0.01 * seed})
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def make_inputs(root: Path) -> dict:
+    evaluations, expected = [], {}
+    for mi, (model, sep) in enumerate(MODELS.items()):
+        for bi, (bench, methods) in enumerate(BENCHES.items()):
+            sc = _scores(seed=10 * mi + bi, sep=sep, methods=methods)
+            d = root / "eval" / f"m{mi}" / f"b{bi}"
+            res = evaluate_model(sc, d / "scores.parquet", d / "metrics.json", frames=_frames_of(sc), bootstrap=200,
+                                 seed=0, extra_meta={"model": model, "benchmark": bench})
+            expected[(model, bench)] = res
+            evaluations.append({"model": model, "benchmark": bench, "metrics_path": str(d / "metrics.json"),
+                                "scores_path": str(d / "scores.parquet")})
+    datasets = []
+    for name, videos in (("ffpp", 1000), ("cdf", 518)):
+        stats = {"dataset": name, "videos": videos, "videos_by_split": {"test": videos},
+                 "videos_by_label": {"real": 178, "fake": videos - 178}, "videos_by_method": {"real": 178},
+                 "unreadable_videos": 3, "frames_sampled": 32 * videos, "faces": 32 * videos - 77,
+                 "failures": {"no_face": 70, "decode_error": 3, "read_failed": 4}, "videos_without_crops": 5}
+        if name == "cdf":
+            del stats["failures"]["read_failed"], stats["videos_by_method"]  # tolerant of missing keys
+        p = root / "data" / name / "stats.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(stats))
+        datasets.append({"name": name, "stats_path": str(p), "checksums": {"archive.zip": "ab" * 32}})
+    trainings = []
+    for mi, model in enumerate(MODELS):
+        p = root / "models" / f"m{mi}" / "train_log.parquet"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        _train_log(mi).write_parquet(p)
+        trainings.append({"model": model, "log_path": str(p), "config": {"lr": 1e-4, "epochs": 4}})
+    provenance = {"config": {"seed": 0, "benchmarks": list(BENCHES)}, "code_version": "abc1234 (dirty)",
+                  "packages": {"numpy": np.__version__, "polars": pl.__version__}}
+    return {"evaluations": evaluations, "datasets": datasets, "trainings": trainings, "provenance": provenance,
+            "expected": expected}
+
+
+class _Cells(HTMLParser):
+    """Collects the text of every element with data-model plus data-benchmark / data-mean, and svg/figure tags."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells, self.means, self.figures, self.stack, self.attrs_of = {}, {}, [], [], []
+        self.svgs = 0
+        self.refs = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for k in ("src", "href"):
+            if k in a:
+                self.refs.append(a[k])
+        if tag == "svg":
+            self.svgs += 1
+        if tag == "figure":
+            self.figures.append(a)
+        if tag == "td" and "data-model" in a:
+            self.stack.append([a, ""])
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self.stack:
+            a, text = self.stack.pop()
+            if "data-benchmark" in a:
+                self.cells[(a["data-model"], a["data-benchmark"])] = (a.get("data-value"), text)
+            elif "data-mean" in a:
+                self.means[a["data-model"]] = (a["data-mean"], text)
+
+    def handle_data(self, data):
+        if self.stack:
+            self.stack[-1][1] += data
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    inp = make_inputs(root)
+    out = root / "report.html"
+    summary = build_report(out, evaluations=inp["evaluations"], datasets=inp["datasets"], trainings=inp["trainings"],
+                           provenance=inp["provenance"], title="LNCLIP-DF <test>", demo=True)
+    return {"root": root, "inp": inp, "out": out, "html": out.read_text(encoding="utf-8"), "summary": summary}
+
+
+def test_auroc_table_values_and_mean(built):
+    p = _Cells()
+    p.feed(built["html"])
+    exp = built["inp"]["expected"]
+    assert len(p.cells) == len(MODELS) * len(BENCHES)
+    for model in MODELS:
+        vals = []
+        for bench in BENCHES:
+            a = exp[(model, bench)]["video"]["auroc"]
+            vals.append(a)
+            value, text = p.cells[(model, bench)]
+            assert float(value) == pytest.approx(100 * a, abs=1e-4)
+            assert text.startswith(f"{100 * a:.2f}")
+            lo, hi = exp[(model, bench)]["video"]["auroc_ci"]
+            assert f"[{100 * lo:.2f}, {100 * hi:.2f}]" in text
+        mean_value, mean_text = p.means[model]
+        assert float(mean_value) == pytest.approx(100 * np.mean(vals), abs=1e-4)
+        assert mean_text.strip() == f"{100 * np.mean(vals):.2f}"
+    # the better-separated model wins on every benchmark in this synthetic set
+    assert all(p.cells[("LNCLIP-DF", b)][0] > p.cells[("linear probe <baseline>", b)][0] for b in BENCHES)
+
+
+def test_structure_escaping_and_self_contained(built):
+    html = built["html"]
+    assert html.count('id="demo-banner"') == 1 and DEMO_TEXT in html
+    p = _Cells()
+    p.feed(html)
+    roc = [f for f in p.figures if f.get("class") == "roc"]
+    assert sorted(f["id"] for f in roc) == sorted(f"roc-{slug(b)}" for b in BENCHES)
+    for b in BENCHES:
+        sec = re.search(rf'<section id="bench-{re.escape(slug(b))}".*?</section>', html, re.S).group(0)
+        assert sec.count('<figure id="roc-') == 1 and sec.count("<svg") == 2  # ROC + histograms
+        assert 'class="per-method"' in sec
+    # every ROC figure and training figure is an inline svg; no resource is fetched from anywhere
+    assert p.svgs == 2 * len(BENCHES) + len(MODELS)
+    assert not [r for r in p.refs if not r.startswith("#")], p.refs
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html)
+    assert "@import" not in html and "<script" not in html and "<link" not in html
+    # ids unique over the page (SVG ids are prefixed per figure)
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    # user-provided strings are escaped
+    assert "LNCLIP-DF &lt;test&gt;" in html and "<test>" not in html
+    assert "linear probe &lt;baseline&gt;" in html and "FF++ &amp; DFD" in html
+
+
+def test_per_method_and_data_sections(built):
+    html = built["html"]
+    exp = built["inp"]["expected"]
+    sec = re.search(r'<section id="bench-FF-DFD".*?</section>', html, re.S).group(0)
+    for m in ("DF", "F2F"):
+        cell = re.search(rf'<td data-model="LNCLIP-DF" data-method="{m}">([^<]*)<', sec).group(1)
+        assert cell == f"{100 * exp[('LNCLIP-DF', 'FF++ & DFD')]['per_method'][m]['video']['auroc']:.2f}"
+    # evaluation data: 81 videos in split (80 scored + 1 undecodable), 1 dropped
+    row = re.search(r'<tr data-model="LNCLIP-DF"><td class="left">LNCLIP-DF</td>(.*?)</tr>', sec, re.S).group(1)
+    assert re.findall(r"<td>([^<]*)</td>", row)[:3] == ["81", "80", "1"]
+    # dataset statistics, including a dataset whose stats lack keys
+    data = re.search(r'<table id="data-table">.*?</table>', html, re.S).group(0)
+    ff = re.search(r'<tr data-dataset="ffpp">(.*?)</tr>', data, re.S).group(1)
+    assert '<td data-key="videos">1,000</td>' in ff and '<td data-key="frames_sampled">32,000</td>' in ff
+    assert '<td data-key="faces">31,923</td>' in ff and '<td data-key="no_face">70</td>' in ff
+    assert '<td data-key="read_failed">4</td>' in ff and '<td data-key="videos_without_crops">5</td>' in ff
+    cdf = re.search(r'<tr data-dataset="cdf">(.*?)</tr>', data, re.S).group(1)
+    assert '<td data-key="read_failed">\u2014</td>' in cdf and '<td data-key="videos">518</td>' in cdf
+    # training and provenance
+    for m in MODELS:
+        assert f'id="train-{slug(m)}"' in html
+    tr = re.search(r'<section id="train-LNCLIP-DF".*?</section>', html, re.S).group(0)
+    assert re.search(r"best val video AUROC \(%\)</th><td>85.00</td>", tr)  # 0.7 + 0.05 * 3, epoch 3
+    assert re.search(r"epochs</th><td>4</td>", tr) and re.search(r"last step</th><td>199</td>", tr)
+    assert "abc1234 (dirty)" in html and "ab" * 32 in html and f"<td class=\"left\">{np.__version__}</td>" in html
+
+
+def test_no_demo_banner_and_deterministic(built, tmp_path):
+    inp = built["inp"]
+    kw = dict(evaluations=inp["evaluations"], datasets=inp["datasets"], trainings=inp["trainings"],
+              provenance=inp["provenance"], title="LNCLIP-DF <test>")
+    build_report(tmp_path / "a.html", demo=False, **kw)
+    build_report(tmp_path / "b.html", demo=False, **kw)
+    a = (tmp_path / "a.html").read_text()
+    assert "demo-banner" not in a and DEMO_TEXT not in a
+    assert a == (tmp_path / "b.html").read_text()
+
+
+def test_missing_benchmark_for_a_model(tmp_path, built):
+    inp = built["inp"]
+    evals = [e for e in inp["evaluations"] if not (e["model"] == "LNCLIP-DF" and e["benchmark"] == "CDFv2")]
+    build_report(tmp_path / "r.html", evaluations=evals, datasets=[], trainings=[], provenance={}, title="t", demo=False)
+    p = _Cells()
+    p.feed((tmp_path / "r.html").read_text())
+    assert p.cells[("LNCLIP-DF", "CDFv2")][0] == ""
+    a = inp["expected"][("LNCLIP-DF", "FF++ & DFD")]["video"]["auroc"]
+    assert p.means["LNCLIP-DF"][1].strip() == f"{100 * a:.2f}*"
+    with pytest.raises(ValueError, match="two evaluations"):
+        build_report(tmp_path / "x.html", evaluations=evals + evals[:1], datasets=[], trainings=[], provenance={},
+                     title="t", demo=False)
+
+
+# -------------------------------------------------------------------------------------- real browser
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")) if p and Path(p).exists()), None)
+
+
+def _chromium(args, tmp_path, timeout=120):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'chrome-profile'}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
+def test_report_in_headless_chromium(built, tmp_path):
+    url = built["out"].resolve().as_uri()
+    r = _chromium(["--dump-dom", url], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    dom = r.stdout
+    p = _Cells()
+    p.feed(dom)
+    exp = built["inp"]["expected"]
+    for (model, bench), res in exp.items():
+        assert float(p.cells[(model, bench)][0]) == pytest.approx(100 * res["video"]["auroc"], abs=1e-4)
+    assert p.svgs == 2 * len(BENCHES) + len(MODELS)
+    assert DEMO_TEXT in dom
+
+    png = tmp_path / "shot.png"
+    r = _chromium([f"--screenshot={png}", "--window-size=1280,2400", url], tmp_path)
+    assert r.returncode == 0 and png.exists(), r.stderr[-2000:]
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(png)[..., :3]
+    assert img.shape[0] == 2400 and img.shape[1] == 1280
+    # not blank: many distinct colours, a good share of non-white pixels, and the banner's yellow
+    assert np.unique((img * 255).astype(np.uint8).reshape(-1, 3), axis=0).shape[0] > 50
+    assert (img.min(axis=2) < 0.9).mean() > 0.03
+    assert np.all(np.abs(img - np.array([1.0, 0xF3 / 255, 0xCD / 255])) < 0.02, axis=2).sum() > 1000
+
+
+def test_degenerate_inputs_do_not_break_the_report(tmp_path):
+    # one benchmark with only real videos (AUROC undefined), one with no scored frame at all
+    sc = _scores(seed=1, sep=0.3, methods=())
+    evaluate_model(sc, tmp_path / "a/scores.parquet", tmp_path / "a/metrics.json", frames=_frames_of(sc), bootstrap=20)
+    empty = tables.empty(tables.SCORES)
+    evaluate_model(empty, tmp_path / "b/scores.parquet", tmp_path / "b/metrics.json", frames=_frames_of(sc), bootstrap=20)
+    data_b = json.loads((tmp_path / "b/metrics.json").read_text())["data"]
+    assert data_b["videos_without_crops"] == 1 and data_b["videos_dropped"] == 31 and data_b["videos_scored"] == 0
+    evals = [{"model": "m", "benchmark": b, "metrics_path": str(tmp_path / b / "metrics.json"),
+              "scores_path": str(tmp_path / b / "scores.parquet")} for b in ("a", "b")]
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text("0123abcd  videos/x.mp4\n4567ef01 *videos/y.mp4\n")
+    big_log = _train_log(0, epochs=20, steps_per_epoch=1000)  # 20,000 steps: drawn as bin means
+    big_log.write_parquet(tmp_path / "log.parquet")
+    out = tmp_path / "r.html"
+    summary = build_report(
+        out, evaluations=evals,
+        datasets=[{"name": "x", "stats_path": str(tmp_path / "missing.json"), "checksums": str(sums)}],
+        trainings=[{"model": "m", "log_path": str(tmp_path / "log.parquet"), "config": None},
+                   {"model": "never-trained", "log_path": str(tmp_path / "nope.parquet"), "config": {}}],
+        provenance={"code_version": None, "host": "node1"}, title="t", demo=False,
+    )
+    html = out.read_text()
+    p = _Cells()
+    p.feed(html)
+    assert p.cells[("m", "a")][0] == "" and p.cells[("m", "b")][0] == ""
+    assert p.means["m"][1].strip() == "\u2014"
+    assert html.count("<!-- no curve: needs real and fake videos -->") == 2  # matplotlib keeps text as a comment
+    assert html.count('<figure id="roc-') == 2
+    assert "videos/y.mp4" in html and "4567ef01" in html and "stats missing" in html
+    assert "Training log missing" in html and "node1" in html
+    assert summary["bytes"] < 1_500_000  # a 20,000-step log does not blow up the page

@@ -1,0 +1,178 @@
+"""End to end: the demo workflow in a temporary copy, then Snakemake's rerun decisions.
+
+One session-scoped run of the demo (the README's command) produces the report; the other tests
+ask Snakemake, with dry runs against that run's metadata, what a change would rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+COPY = ["Snakefile", "config.yaml", "config", "workflow", "envs", "pipeline"]
+DEMO_TARGET = "results/demo/report.html"
+
+
+def copy_workflow(repo: Path, dest: Path) -> Path:
+    for name in COPY:
+        src = repo / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(work: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=work, capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def planned(work: Path, *args: str) -> dict[str, int]:
+    """Rule -> number of jobs a dry run would run (empty when nothing is to be done).
+
+    ``--configfile`` takes several files: put another option (``--cores``) before the target."""
+    proc = snakemake(work, "-n", *args)
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1]
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m or m.group(1) == "total":
+            break
+        jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+def demo_variant(work: Path, name: str, edit) -> str:
+    cfg = yaml.safe_load((work / "config/demo.yaml").read_text())
+    edit(cfg)
+    path = work / "config" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return f"config/{name}.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory, repo):
+    work = copy_workflow(repo, tmp_path_factory.mktemp("workflow"))
+    snakemake(work, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
+    return work
+
+
+def test_demo_run_produces_metrics_for_every_model_and_benchmark(demo):
+    cfg = yaml.safe_load((demo / "config/demo.yaml").read_text())
+    results = demo / "results/demo"
+    for model in cfg["models"]:
+        for bench in cfg["benchmarks"]:
+            metrics = json.loads((results / f"eval/{model}/{bench}/metrics.json").read_text())
+            video = metrics["video"]
+            assert 0.0 <= video["auroc"] <= 1.0, (model, bench)
+            assert video["n_real"] > 0 and video["n_fake"] > 0
+            scores = pl.read_parquet(results / f"eval/{model}/{bench}/scores.parquet")
+            assert scores["p_fake"].is_between(0, 1).all()
+            assert scores["video_id"].n_unique() == video["n"]
+        adapter = results / f"models/{model}/adapter.safetensors"
+        assert 0 < adapter.stat().st_size < 200_000  # only the trained parameters
+    html = (results / "report.html").read_text()
+    assert "say nothing about real deepfakes" in html
+    for name in list(cfg["models"]) + list(cfg["benchmarks"]):
+        assert name in html
+
+
+def test_demo_shards_match_the_manifest(demo):
+    import webdataset as wds
+
+    results = demo / "results/demo"
+    frames = pl.read_parquet(results / "demo/frames.parquet")
+    crops = frames.filter(pl.col("key").is_not_null())
+    assert crops.height > 0.9 * frames.height  # HOG finds the face in (nearly) every frame
+    for shard, group in crops.group_by("shard"):
+        keys = [s["__key__"] for s in wds.WebDataset(str(demo / shard[0]), shardshuffle=False)]
+        assert sorted(keys) == sorted(group["key"].to_list())
+    stats = json.loads((results / "demo/stats.json").read_text())
+    assert stats["faces"] == crops.height
+
+
+def test_unreadable_video_is_recorded_and_the_run_goes_on(demo):
+    results = demo / "results/demo"
+    videos = pl.read_parquet(results / "demo_shift/videos.parquet")
+    broken = videos.filter(pl.col("error").is_not_null())
+    assert broken.height == 1
+    frames = pl.read_parquet(results / "demo_shift/frames.parquet")
+    rows = frames.filter(pl.col("video_id") == broken["video_id"][0])
+    assert rows["reason"].to_list() == ["decode_error"] and rows["key"].is_null().all()
+    stats = json.loads((results / "demo_shift/stats.json").read_text())
+    assert stats["unreadable_videos"] == 1 and stats["failures"].get("decode_error") == 1
+
+
+def test_same_command_again_does_nothing(demo):
+    assert planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {}
+
+
+def test_evaluation_parameter_reruns_only_evaluation_and_report(demo):
+    cfg = demo_variant(demo, "eval_change", lambda c: c["evaluate"].update(bootstrap=50))
+    assert planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {"evaluate": 4, "report": 1}
+
+
+def test_training_module_change_reruns_training_not_faces(demo):
+    losses = demo / "pipeline/losses.py"
+    original = losses.read_text()
+    try:
+        losses.write_text(original + "\n# a comment does not count\n")
+        assert planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {}
+        losses.write_text(original + "\nUNUSED_CONSTANT = 1\n")
+        assert planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {
+            "train": 2, "evaluate": 4, "report": 1}
+    finally:
+        losses.write_text(original)
+
+
+def test_adding_a_benchmark_runs_only_its_branch(demo):
+    def add(c):
+        c["datasets"]["demo_extra"] = {"adapter": "csv", "source": {"demo": {
+            "counts": {"test": 2}, "frames": 12, "style": "texture"}}}
+        c["benchmarks"]["demo_extra"] = {"dataset": "demo_extra", "split": "test"}
+
+    cfg = demo_variant(demo, "add_bench", add)
+    jobs = planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET)
+    # faces jobs of the new dataset are added once its index checkpoint has run
+    assert jobs == {"download_dataset": 1, "index": 1, "manifest": 1, "evaluate": 2, "report": 1}
+
+
+def test_bad_config_value_fails_naming_the_key(demo):
+    cfg = demo_variant(demo, "bad", lambda c: c["faces"].update(num_frames="many"))
+    proc = snakemake(demo, "-n", "--configfile", cfg, "--cores", "2", DEMO_TARGET, check=False)
+    assert proc.returncode != 0
+    assert "num_frames" in proc.stderr + proc.stdout
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory, repo):
+    return copy_workflow(repo, tmp_path_factory.mktemp("fresh"))
+
+
+def test_real_config_plans_the_protocol_without_data_or_credentials(fresh):
+    jobs = planned(fresh, "results/report.html")
+    assert jobs == {"download_dataset": 2, "download_weights": 1, "index": 2, "manifest": 2, "train": 2,
+                    "evaluate": 4, "report": 1}
+
+
+def test_lint_is_clean(fresh):
+    proc = snakemake(fresh, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
