@@ -132,7 +132,18 @@ def fetch_kaggle(slug: str, dest: Path, api=None) -> dict:
         api.authenticate()
     dest.mkdir(parents=True, exist_ok=True)
     log.info("downloading kaggle dataset %s into %s", slug, dest)
-    api.dataset_download_files(slug, path=str(dest), unzip=False, quiet=False)
+    try:
+        api.dataset_download_files(slug, path=str(dest), unzip=False, quiet=False)
+    except Exception as exc:  # the client raises requests.HTTPError, or its own errors
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+        if status is None:
+            raise
+        hint = {401: "check your Kaggle credentials",
+                403: "accept the dataset's terms on its Kaggle page and check your credentials",
+                404: "check the dataset slug (owner/slug) in the config"}.get(status, "try again later")
+        raise DownloadError(f"Kaggle dataset {slug!r}: download refused with HTTP {status} ({exc}); "
+                            f"{hint}") from exc
     archive = dest / f"{slug.split('/')[1]}.zip"
     if not archive.is_file():
         raise DownloadError(f"Kaggle dataset {slug!r}: expected the archive {archive} after the download")

@@ -59,3 +59,24 @@ def predict_frames(
             f"predict_frames: {missing.height} listed crops not found in their shards, e.g. {examples}"
         )
     return tables.conform(out, tables.SCORES, "scores")
+
+
+def predict_images(detector: Detector, paths: list, *, batch_size: int = 64, device="cpu") -> list[float]:
+    """p(fake) for face-crop image files (e.g. 256x256 DeepfakeBench crops), in the given order.
+
+    The images must already be aligned face crops: no detection happens here.
+    """
+    from PIL import Image
+
+    from .data import preprocess
+
+    device = torch.device(device)
+    detector.eval()
+    out: list[float] = []
+    with torch.inference_mode():
+        for i in range(0, len(paths), batch_size):
+            x = torch.stack([preprocess(Image.open(p), detector.image_size) for p in paths[i:i + batch_size]])
+            with autocast(device):
+                logits, _ = detector(x.to(device))
+            out.extend(torch.softmax(logits.float(), dim=1)[:, 1].cpu().tolist())
+    return out

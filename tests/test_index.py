@@ -107,3 +107,20 @@ def test_build_index_keeps_unreadable_videos_with_a_reason(tmp_path):
     assert index.chunks(out) == [("test", 0), ("test", 1)]
     assert index.select_chunk(out, "test", 1)["video_id"].to_list() == ["r"]
     assert df.height == 4
+
+
+def test_celebdf_adapter_on_a_generated_tree(tmp_path):
+    lines = ["1 Celeb-real/id3_0002.mp4", "1 YouTube-real/00007.mp4", "0 Celeb-synthesis/id3_id5_0002.mp4"]
+    (tmp_path / "List_of_testing_videos.txt").write_text("\n".join(lines) + "\n")
+    for rel in [line.split()[1] for line in lines] + ["Celeb-real/id9_0001.mp4", "Celeb-synthesis/id9_id3_0001.mp4"]:
+        touch(tmp_path / rel)
+    test_only = index.list_videos("cdf", "celebdf", tmp_path, {})
+    assert test_only.sort("video_id")["label"].to_list() == [0, 1, 0]
+    both = index.list_videos("cdf", "celebdf", tmp_path, {"splits": ["train", "test"]})
+    train = both.filter(pl.col("split") == "train").sort("video_id")
+    assert train["video_id"].to_list() == ["Celeb-real/id9_0001", "Celeb-synthesis/id9_id3_0001"]
+    assert train["label"].to_list() == [0, 1]
+    assert train["source_id"].to_list() == ["Celeb-real/id9_0001", "Celeb-real/id9_0001"]
+    (tmp_path / "List_of_testing_videos.txt").write_text("2 Celeb-real/id3_0002.mp4\n")
+    with pytest.raises(index.DatasetLayoutError, match="line 1"):
+        index.list_videos("cdf", "celebdf", tmp_path, {})

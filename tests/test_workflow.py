@@ -176,3 +176,34 @@ def test_real_config_plans_the_protocol_without_data_or_credentials(fresh):
 def test_lint_is_clean(fresh):
     proc = snakemake(fresh, "--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_command_line_predict_matches_the_evaluation_scores(demo, tmp_path):
+    """`python -m pipeline predict` on crops taken out of a shard gives the evaluate rule's scores."""
+    import webdataset as wds
+
+    results = demo / "results/demo"
+    scores = pl.read_parquet(results / "eval/lnclip_df/demo/scores.parquet").head(3)
+    frames = pl.read_parquet(results / "demo/frames.parquet")
+    shard = frames.filter(pl.col("key") == scores["key"][0])["shard"][0]
+    wanted = set(scores["key"].to_list())
+    paths = {}
+    for sample in wds.WebDataset(str(demo / shard), shardshuffle=False):
+        if sample["__key__"] in wanted:
+            paths[sample["__key__"]] = tmp_path / f"{sample['__key__']}.png"
+            paths[sample["__key__"]].write_bytes(sample["png"])
+    images = [str(paths[k]) for k in scores["key"].to_list()]
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "predict",
+                           "--adapter", str(results / "models/lnclip_df/adapter.safetensors"),
+                           "--weights", str(demo / "resources/weights/tiny_clip"), *images],
+                          capture_output=True, text=True, check=True, cwd=demo)
+    got = [float(line.split("\t")[0]) for line in proc.stdout.strip().splitlines()]
+    assert got == pytest.approx(scores["p_fake"].to_list(), abs=1e-4)
+
+
+def test_command_line_report_rebuilds_the_page(demo, tmp_path):
+    out = tmp_path / "again.html"
+    subprocess.run([sys.executable, "-m", "pipeline", "report", "--config", "config/demo.yaml", "--out", str(out)],
+                   capture_output=True, text=True, check=True, cwd=demo)
+    html = out.read_text()
+    assert 'id="auroc-table"' in html and "demo_shift" in html and "linear_probe" in html
