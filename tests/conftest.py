@@ -17,3 +17,27 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+# A tiny CLIP vision config: real architecture, random weights, fast on a CPU.
+TINY_CLIP = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=32,
+    patch_size=8,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip() -> dict:
+    return dict(TINY_CLIP)
+
+
+@pytest.fixture(scope="session")
+def backbone_dir(tmp_path_factory, tiny_clip) -> Path:
+    """A tiny random CLIP saved with save_pretrained (the hub checkpoint's format: CLIPModel)."""
+    from pipeline.model import save_random_backbone
+
+    return save_random_backbone(tmp_path_factory.mktemp("clip") / "tiny", tiny_clip, seed=0, with_text=True)

@@ -20,19 +20,9 @@ from pipeline.model import (
     save_random_backbone,
 )
 
-TINY = dict(
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    image_size=32,
-    patch_size=8,
-)
+from conftest import TINY_CLIP as TINY
 
 
-@pytest.fixture(scope="module")
-def backbone_dir(tmp_path_factory):
-    return save_random_backbone(tmp_path_factory.mktemp("clip") / "tiny", TINY, seed=0, with_text=True)
 
 
 def pixels(n=3, seed=0):

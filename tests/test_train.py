@@ -19,14 +19,7 @@ from pipeline.model import load_detector, save_random_backbone
 from pipeline.predict import predict_frames
 from pipeline.train import LOG_SCHEMA, lr_at, train_model
 
-TINY = dict(
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    image_size=32,
-    patch_size=8,
-)
+from conftest import TINY_CLIP as TINY
 
 
 # ---------------------------------------------------------------------------- schedule
