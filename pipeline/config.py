@@ -67,10 +67,21 @@ def check_config(config: dict) -> None:
 
 
 def dataset_params(config: dict, dataset: str) -> dict:
-    """What the download and index of one dataset depend on."""
+    """What the download and index of one dataset depend on.
+
+    The seed matters only to generated (demo) data: changing it must not re-download FF++ or redo
+    its face crops.
+    """
     ds = config["datasets"][dataset]
+    generated = "demo" in ds["source"]
     return {"adapter": ds["adapter"], "source": ds["source"], "options": ds.get("options", {}),
-            "seed": config["seed"]}
+            "seed": config["seed"] if generated else None}
+
+
+def weights_params(config: dict, name: str) -> dict:
+    """What fetching one weight set depends on (the seed only for randomly initialised weights)."""
+    entry = config["weights"][name]
+    return {"entry": entry, "seed": config["seed"] if "random" in entry else None}
 
 
 def faces_params(config: dict) -> dict:

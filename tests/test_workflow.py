@@ -207,3 +207,26 @@ def test_command_line_report_rebuilds_the_page(demo, tmp_path):
                    capture_output=True, text=True, check=True, cwd=demo)
     html = out.read_text()
     assert 'id="auroc-table"' in html and "demo_shift" in html and "linear_probe" in html
+
+
+def test_report_table_shows_each_evaluations_video_auroc(demo):
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.cells = {}
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "td" and "data-benchmark" in a and "data-value" in a:
+                self.cells[(a["data-model"], a["data-benchmark"])] = float(a["data-value"])
+
+    parser = Cells()
+    parser.feed((demo / "results/demo/report.html").read_text())
+    cfg = yaml.safe_load((demo / "config/demo.yaml").read_text())
+    expected = {(m, b): 100 * json.loads((demo / f"results/demo/eval/{m}/{b}/metrics.json").read_text())["video"]["auroc"]
+                for m in cfg["models"] for b in cfg["benchmarks"]}
+    assert parser.cells.keys() == expected.keys()
+    for pair, value in expected.items():
+        assert parser.cells[pair] == pytest.approx(value, abs=0.01), pair

@@ -30,9 +30,8 @@ rule download_weights:
     conda:
         ENV
     params:
-        entry=lambda wc: config["weights"][wc.weights],
+        spec=lambda wc: pconfig.weights_params(config, wc.weights),
         dest=lambda wc: f"resources/weights/{wc.weights}",
-        seed=config["seed"],
         code=code("download_weights.py"),
     message:
         "Fetching weights {wildcards.weights}"
