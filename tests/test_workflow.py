@@ -178,6 +178,12 @@ def test_lint_is_clean(fresh):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_rules_are_snakefmt_formatted(fresh):
+    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"], cwd=fresh,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_command_line_predict_matches_the_evaluation_scores(demo, tmp_path):
     """`python -m pipeline predict` on crops taken out of a shard gives the evaluate rule's scores."""
     import webdataset as wds

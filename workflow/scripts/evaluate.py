@@ -3,5 +3,7 @@ from pipeline.evaluate import evaluate_benchmark
 
 logs.setup(snakemake.log[0])
 i, o, w, p = snakemake.input, snakemake.output, snakemake.wildcards, snakemake.params
+# Loader workers do not change the scores, so they are read here and not in params (no rerun).
+workers = snakemake.config.get("evaluate", {}).get("workers", 0)
 evaluate_benchmark(i.adapter, p.weights_dir, i.frames, o.scores, o.metrics, model=w.model,
-                   benchmark=w.bench, **p.evaluate)
+                   benchmark=w.bench, workers=workers, **p.evaluate)
