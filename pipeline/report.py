@@ -386,7 +386,12 @@ def _dump_config(cfg) -> str:
     try:
         import yaml
 
-        return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100)
+        class NoAliases(yaml.SafeDumper):  # shared objects (schema defaults) print in full, no &id001
+            def ignore_aliases(self, data):
+                return True
+
+        return yaml.dump(cfg, Dumper=NoAliases, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                         width=100)
     except Exception:  # not YAML-representable: fall back to JSON
         return json.dumps(cfg, indent=2, default=str)
 

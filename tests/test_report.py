@@ -315,3 +315,12 @@ def test_degenerate_inputs_do_not_break_the_report(tmp_path):
     assert "videos/y.mp4" in html and "4567ef01" in html and "stats missing" in html
     assert "Training log missing" in html and "node1" in html
     assert summary["bytes"] < 1_500_000  # a 20,000-step log does not blow up the page
+
+
+def test_config_dump_has_no_yaml_aliases():
+    from pipeline.report import _dump_config
+
+    shared = {}
+    text = _dump_config({"a": {"options": shared}, "b": {"options": shared}})
+    assert "&id" not in text and "*id" not in text
+    assert text.count("options: {}") == 2
