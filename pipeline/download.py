@@ -24,6 +24,8 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from pipeline.files import write_json
+
 log = logging.getLogger("pipeline.download")
 
 MARKER_FORMAT = "lnclip-df-download/1"
@@ -54,12 +56,8 @@ def listing_digest(root: Path) -> tuple[int, int, str]:
 
 
 def write_marker(marker: str | Path, info: dict) -> dict:
-    marker = Path(marker)
-    marker.parent.mkdir(parents=True, exist_ok=True)
     info = {"format": MARKER_FORMAT, **info}
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    tmp.replace(marker)
+    write_json(marker, info, sort_keys=True)
     return info
 
 

@@ -8,13 +8,11 @@ videos could not be scored because no face crop was stored for them.
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 
 import polars as pl
 
 from . import tables
+from .files import write_json
 from .metrics import evaluate_scores, jsonable
 
 
@@ -63,19 +61,6 @@ def data_counts(frames: pl.DataFrame, scores: pl.DataFrame) -> dict:
     }
 
 
-def write_json_atomic(obj, path) -> None:
-    """Write strict JSON (NaN -> null) via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(jsonable(obj), fh, indent=2, allow_nan=False, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-
-
 def evaluate_model(
     scores: pl.DataFrame,
     out_scores,
@@ -103,7 +88,7 @@ def evaluate_model(
         raise ValueError(f"evaluate_model: extra_meta keys {clash} clash with metric keys")
     result = {**meta, **metrics}
     tables.write_parquet(scores, out_scores, tables.SCORES, "scores")
-    write_json_atomic(result, out_metrics)
+    write_json(out_metrics, jsonable(result), allow_nan=False)
     return result
 
 

@@ -9,12 +9,11 @@ shows about the data.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import polars as pl
 
 from pipeline import tables
+from pipeline.files import write_json
 
 
 def build_pairs(videos: pl.DataFrame) -> pl.DataFrame:
@@ -73,8 +72,5 @@ def build_manifest(videos_parquet, shard_parquets: list, out_frames, out_pairs, 
     tables.write_parquet(frames, out_frames, tables.FRAMES, "frames")
     tables.write_parquet(build_pairs(videos), out_pairs, tables.PAIRS, "pairs")
     stats = data_stats(dataset, videos, frames)
-    Path(out_stats).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(str(out_stats) + ".tmp")
-    tmp.write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    tmp.replace(out_stats)
+    write_json(out_stats, stats, sort_keys=True)
     return stats

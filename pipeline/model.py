@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from .files import replacing
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -180,9 +182,8 @@ def save_adapter(detector: Detector, path, meta: dict) -> None:
     }
     full_meta = dict(meta)
     full_meta["model"] = detector.config()
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": ADAPTER_FORMAT, "meta": json.dumps(full_meta)})
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": ADAPTER_FORMAT, "meta": json.dumps(full_meta)})
 
 
 def read_adapter_meta(path) -> dict:

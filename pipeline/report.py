@@ -36,6 +36,7 @@ from markupsafe import Markup  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+from .files import write_text  # noqa: E402
 from .metrics import video_scores  # noqa: E402
 
 DEMO_TEXT = "Demo on synthetic videos: these numbers say nothing about real deepfakes"
@@ -641,10 +642,7 @@ def build_report(
         or "mean",
     )
     out = Path(out_html)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    write_text(out, html)
     return {"path": str(out), "bytes": len(html.encode("utf-8")), "seconds": time.perf_counter() - t0,
             "models": models, "benchmarks": benches}
 

@@ -119,10 +119,7 @@ def conform(df: pl.DataFrame, schema: dict, name: str) -> pl.DataFrame:
 
 def write_parquet(df: pl.DataFrame, path, schema: dict, name: str) -> None:
     """Conform ``df`` to ``schema`` and write it atomically (temp file + rename)."""
-    from pathlib import Path
+    from pipeline.files import replacing
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    conform(df, schema, name).write_parquet(tmp, statistics=True)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        conform(df, schema, name).write_parquet(tmp, statistics=True)

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .data import derive_seed, make_loader, shard_dataset
+from .files import replacing, write_json
 from .losses import LossConfig, slerp_augment, slerp_expand
 from .metrics import binary_metrics, video_scores
 from .model import Detector, autocast, load_backbone, pick_device, save_adapter
@@ -109,12 +109,6 @@ def state_hash(cfg: dict, seed: int, train: pl.DataFrame, val: pl.DataFrame) -> 
     return _digest({"cfg": c, "seed": seed, "train": rows(train), "val": rows(val)})
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def save_state(
     work_dir: Path, *, epoch: int, step: int, detector: Detector, opt, best: dict, rows: list, info: dict
 ) -> None:
@@ -151,7 +145,7 @@ def save_state(
         "tensors": tensors_name,
         "log": log_name,
     }
-    _write_json(work_dir / "state.json", state)
+    write_json(work_dir / "state.json", state, indent=1)
     for old in work_dir.glob("state-*.safetensors"):
         if old.name != tensors_name:
             old.unlink()
@@ -219,10 +213,8 @@ def _is_better(metric: float, best: dict) -> bool:
 
 
 def _write_log(rows: list, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pl.DataFrame(rows, schema=LOG_SCHEMA).write_parquet(tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        pl.DataFrame(rows, schema=LOG_SCHEMA).write_parquet(tmp)
 
 
 def train_step(detector, opt, batch, lr, loss_fn, slerp_cfg, slerp_gen, device) -> dict:
