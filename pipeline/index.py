@@ -212,14 +212,8 @@ def probe_videos(paths: list[str], threads: int = 1) -> list[dict]:
     """``pipeline.video.probe`` for each path (threads: OpenCV releases the GIL while decoding)."""
     from pipeline.video import probe
 
-    def one(path):
-        if not Path(path).is_file():
-            return {"frame_count": None, "fps": None, "width": None, "height": None,
-                    "error": "file not found"}
-        return probe(path)
-
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        return list(pool.map(one, paths))
+        return list(pool.map(probe, paths))
 
 
 def assign_chunks(df: pl.DataFrame, chunk_size: int) -> pl.DataFrame:
