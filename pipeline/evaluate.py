@@ -13,6 +13,7 @@ import polars as pl
 
 from . import tables
 from .files import write_json
+from .manifest import frame_counts
 from .metrics import evaluate_scores, jsonable
 
 
@@ -31,11 +32,9 @@ def data_counts(frames: pl.DataFrame, scores: pl.DataFrame) -> dict:
     f = frames
     if f.height == 0:
         f = tables.empty(tables.FRAMES)
-    per_video = f.group_by(keys).agg(pl.col("key").is_not_null().sum().alias("crops"), pl.col("label").first())
-    no_crop = per_video.filter(pl.col("crops") == 0).sort(keys)
-    failed = f.filter(pl.col("key").is_null())
-    reasons = failed.with_columns(pl.col("reason").fill_null("unknown"))
-    fail_rows = {str(r): int(n) for r, n in reasons.group_by("reason").len().sort("reason").rows()}
+    counts = frame_counts(f)
+    per_video = f.group_by(keys).agg(pl.col("label").first())
+    reasons = f.filter(pl.col("key").is_null()).with_columns(pl.col("reason").fill_null("unknown"))
     fail_videos = {
         str(r): int(n)
         for r, n in reasons.group_by("reason").agg(pl.struct(keys).n_unique().alias("n")).sort("reason").rows()
@@ -48,12 +47,12 @@ def data_counts(frames: pl.DataFrame, scores: pl.DataFrame) -> dict:
         "videos": int(per_video.height),
         "videos_real": int((per_video.get_column("label") == tables.LABEL_REAL).sum()),
         "videos_fake": int((per_video.get_column("label") == tables.LABEL_FAKE).sum()),
-        "frames_sampled": int(f.get_column("frame_idx").is_not_null().sum()),
-        "crops": int(f.get_column("key").is_not_null().sum()),
-        "failures": fail_rows,
+        "frames_sampled": counts["frames_sampled"],
+        "crops": counts["crops"],
+        "failures": counts["failures"],
         "videos_by_failure": fail_videos,
-        "videos_without_crops": int(no_crop.height),
-        "videos_without_crops_examples": no_crop.get_column("video_id").head(20).to_list(),
+        "videos_without_crops": len(counts["videos_without_crops"]),
+        "videos_without_crops_examples": counts["videos_without_crops"][:20],
         "videos_scored": int(scored.height),
         "videos_dropped": int(dropped.height),
         "videos_scored_not_in_manifest": int(extra.height),

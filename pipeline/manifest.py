@@ -28,14 +28,27 @@ def build_pairs(videos: pl.DataFrame) -> pl.DataFrame:
     return pairs.sort("fake_id")
 
 
+def frame_counts(frames: pl.DataFrame) -> dict:
+    """Counts over FRAMES rows: sampled frames, stored crops, rows without a crop by reason, and
+    the videos (ids, sorted) that have no crop at all. Shared by ``stats.json`` and ``metrics.json``."""
+    keys = ["dataset", "video_id"]
+    without = frames.filter(pl.col("key").is_null()).with_columns(pl.col("reason").fill_null("unknown"))
+    per_video = frames.group_by(keys).agg(crops=pl.col("key").is_not_null().sum())
+    return {
+        "frames_sampled": int(frames["frame_idx"].is_not_null().sum()),
+        "crops": int(frames["key"].is_not_null().sum()),
+        "failures": {str(r): int(n) for r, n in without.group_by("reason").len().sort("reason").iter_rows()},
+        "videos_without_crops": per_video.filter(pl.col("crops") == 0).sort(keys)["video_id"].to_list(),
+    }
+
+
 def data_stats(dataset: str, videos: pl.DataFrame, frames: pl.DataFrame) -> dict:
     """Counts of videos, frames, faces and failures (the keys the report reads)."""
     def counts(df, col):
         return {str(k): int(n) for k, n in df.group_by(col).len().sort(col).iter_rows()}
 
+    fc = frame_counts(frames)
     crops = frames.filter(pl.col("key").is_not_null())
-    failures = frames.filter(pl.col("reason").is_not_null())
-    with_crops = set(crops["video_id"].unique().to_list())
     return {
         "dataset": dataset,
         "videos": videos.height,
@@ -43,11 +56,11 @@ def data_stats(dataset: str, videos: pl.DataFrame, frames: pl.DataFrame) -> dict
         "videos_by_label": {"real": int((videos["label"] == 0).sum()), "fake": int((videos["label"] == 1).sum())},
         "videos_by_method": counts(videos, "method"),
         "unreadable_videos": int(videos["error"].is_not_null().sum()),
-        "frames_sampled": int(frames["frame_idx"].is_not_null().sum()),
-        "faces": crops.height,
+        "frames_sampled": fc["frames_sampled"],
+        "faces": fc["crops"],
         "faces_by_split": counts(crops, "split") if crops.height else {},
-        "failures": counts(failures, "reason") if failures.height else {},
-        "videos_without_crops": int(sum(v not in with_crops for v in videos["video_id"].to_list())),
+        "failures": fc["failures"],
+        "videos_without_crops": len(fc["videos_without_crops"]),
         "shards": int(frames["shard"].n_unique()),
     }
 
