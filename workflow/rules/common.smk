@@ -84,3 +84,36 @@ def shard_files(wildcards):
         "tables": [f"{p}.parquet" for p in parts],
         "tars": [f"{p}.tar" for p in parts],
     }
+
+
+# ---- Job sizes (threads, GPUs, memory, runtime) -------------------------------------------------
+# From the config (`resources:` section, loader workers, face threads), never from a profile: a
+# cluster profile holds only site settings. Memory and runtime are attempt x the configured size,
+# so a job resubmitted after an out-of-memory or time-limit kill asks for more.
+from pipeline import jobs
+
+
+def mem_mb(rule, times=None):
+    """Memory of one attempt of `rule`, times `times(wildcards)` (e.g. its GPUs) when given."""
+
+    def size(wc, attempt):
+        factor = times(wc) if times else 1
+        return jobs.job_size(config, rule, attempt)["mem_mb"] * factor
+
+    return size
+
+
+def runtime(rule):
+    return lambda wc, attempt: jobs.job_size(config, rule, attempt)["runtime"]
+
+
+def train_gpus(wc):
+    return jobs.devices(pconfig.model_config(config, wc.model))
+
+
+def train_cpus_per_gpu(wc):
+    data = pconfig.model_config(config, wc.model)["data"]
+    return jobs.cpus_per_device(data.get("workers", 0))
+
+
+EVALUATE_CPUS = jobs.cpus_per_device(config.get("evaluate", {}).get("workers", 0))

@@ -15,10 +15,12 @@ rule evaluate:
         f"{RESULTS}/benchmarks/evaluate/{{model}}/{{bench}}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: EVALUATE_CPUS
     resources:
         gpu=1,
-        mem_mb=16000,
+        cpus_per_gpu=EVALUATE_CPUS,
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
     params:
         evaluate=lambda wc: pconfig.evaluate_params(config, wc.bench),
         weights_dir=lambda wc: weights_dir(model_weights(wc.model)),

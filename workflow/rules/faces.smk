@@ -17,7 +17,8 @@ rule faces:
         ENV
     threads: config["faces"].get("threads", 4)
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb("faces"),
+        runtime=runtime("faces"),
     params:
         faces=pconfig.faces_params(config),
         code=code("faces.py"),

@@ -11,6 +11,7 @@ checkpoint index:
         f"{RESULTS}/logs/index/{{ds}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/index/{{ds}}.tsv"
+    localrule: True
     conda:
         ENV
     threads: 4

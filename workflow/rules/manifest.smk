@@ -11,6 +11,7 @@ rule manifest:
         stats=f"{RESULTS}/{{ds}}/stats.json",
     log:
         f"{RESULTS}/logs/manifest/{{ds}}.log",
+    localrule: True
     conda:
         ENV
     params:

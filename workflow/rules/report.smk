@@ -21,6 +21,7 @@ rule report:
         html=REPORT,
     log:
         f"{RESULTS}/logs/report.log",
+    localrule: True
     conda:
         ENV
     params:

@@ -15,11 +15,12 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{model}}.tsv"
     conda:
         ENV
-    threads: 4
+    threads: lambda wc: train_gpus(wc) * train_cpus_per_gpu(wc)
     resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=24 * 60,
+        gpu=train_gpus,
+        cpus_per_gpu=train_cpus_per_gpu,
+        mem_mb=mem_mb("train", times=train_gpus),
+        runtime=runtime("train"),
     params:
         train=lambda wc: pconfig.train_params(config, wc.model),
         weights_dir=lambda wc: weights_dir(model_weights(wc.model)),

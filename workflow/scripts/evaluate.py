@@ -1,3 +1,6 @@
+from pipeline import jobs
+
+jobs.offline_job()  # compute jobs never reach the hub; set before transformers is imported
 from pipeline import logs
 from pipeline.evaluate import evaluate_benchmark
 

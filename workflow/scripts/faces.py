@@ -1,3 +1,6 @@
+from pipeline import jobs
+
+jobs.offline_job()  # compute jobs never reach the hub; set before transformers is imported
 from pipeline import logs
 from pipeline.faces import extract_chunk
 from pipeline.index import select_chunk

@@ -1,3 +1,10 @@
+import sys
+
+from pipeline import jobs
+
+jobs.offline_job()  # compute jobs never reach the hub; set before transformers is imported
+if jobs.launch_distributed(sys.argv[0], jobs.devices(snakemake.params.train["model"])):
+    sys.exit(0)  # torchrun ran this script once per GPU (model entry `devices: N`)
 from pipeline import logs
 from pipeline.train import train_model
 
