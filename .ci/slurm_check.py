@@ -70,8 +70,10 @@ def check(jobs: list[dict], cancelled: str, local: Path, slurm: Path, results: s
         other = slurm / path.relative_to(local)
         if not other.exists() or other.read_bytes() != path.read_bytes():
             errors.append(f"{path.relative_to(local)} differs between the local and the SLURM run")
-    if not list((local / results).glob("eval/*/*/metrics.json")):
+    compared = list((local / results).glob("eval/*/*/metrics.json"))
+    if not compared:
         errors.append("the local run wrote no metrics")
+    print(f"metrics.json compared with the local run: {len(compared)} files")
     return errors
 
 
