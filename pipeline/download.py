@@ -179,15 +179,10 @@ def fetch_dataset(name: str, source: dict, dest: str | Path, marker: str | Path,
         info = fetch_kaggle(value, dest)
     else:
         raise DownloadError(f"datasets.{name}.source: unknown kind {kind!r}")
-    root = dataset_root(source, dest)
+    root = Path(source["path"]) if kind == "path" else dest
     count, size, digest = listing_digest(root)
     if count == 0:
         raise DownloadError(f"dataset {name!r}: {root} holds no files")
     info.update({"dataset": name, "root": str(root), "file_count": count, "bytes": size,
                  "listing_sha256": digest})
     return write_marker(marker, info)
-
-
-def dataset_root(source: dict, dest: str | Path) -> Path:
-    """Where a dataset's files are: the user's folder for ``path`` sources, else ``dest``."""
-    return Path(source["path"]) if "path" in source else Path(dest)
