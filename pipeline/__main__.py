@@ -16,7 +16,7 @@ def _index(a):
     from pipeline.index import build_index
 
     df = build_index(a.dataset, a.adapter, a.root, json.loads(a.options), a.out, chunk_size=a.chunk_size,
-                     threads=a.threads)
+                     chunk_seed=a.chunk_seed, threads=a.threads)
     print(f"{a.out}: {df.height} videos")
 
 
@@ -101,6 +101,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--options", default="{}", help="adapter options as JSON")
     p.add_argument("--chunk-size", type=int, default=64)
+    p.add_argument("--chunk-seed", type=int, default=0, help="seeds the shuffled order of videos in chunks")
     p.add_argument("--threads", type=int, default=4)
     p.set_defaults(func=_index)
 

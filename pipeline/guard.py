@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from typing import Callable
 
 from pipeline import config as pconfig
 from pipeline import layout
@@ -47,9 +48,15 @@ def dependency_edges(config: dict) -> dict[str, list[str]]:
     return down
 
 
-def damaged_outputs(config: dict) -> dict[str, str]:
-    """Missing file -> an existing file built from it (directly or further down)."""
+def damaged_outputs(config: dict, was_built: Callable[[str], bool] = lambda path: False) -> dict[str, str]:
+    """Missing file -> the existing file that shows results were built from it.
+
+    The evidence is an existing file built from it directly or further down, other than the report.
+    The report alone is no evidence (it exists before a new benchmark or model is added), unless
+    ``was_built(path)`` says the file existed once (Snakemake holds a record of it).
+    """
     down = dependency_edges(config)
+    report = layout.from_config(config).report()
     exists: dict[str, bool] = {}
 
     def present(path: str) -> bool:
@@ -59,7 +66,7 @@ def damaged_outputs(config: dict) -> dict[str, str]:
 
     def existing_descendant(path: str, seen: set[str]) -> str | None:
         for child in down.get(path, ()):
-            if child in seen:
+            if child in seen or child == report:
                 continue
             seen.add(child)
             if present(child):
@@ -71,8 +78,11 @@ def damaged_outputs(config: dict) -> dict[str, str]:
 
     damaged = {}
     for path in sorted(down):
-        if not present(path):
-            found = existing_descendant(path, set())
-            if found:
-                damaged[path] = found
+        if present(path):
+            continue
+        found = existing_descendant(path, set())
+        if found is None and present(report) and was_built(path):
+            found = report
+        if found:
+            damaged[path] = found
     return damaged

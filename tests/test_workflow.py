@@ -155,6 +155,99 @@ def test_adding_a_benchmark_runs_only_its_branch(demo):
     assert jobs == {"download_dataset": 1, "index": 1, "manifest": 1, "evaluate": 2, "report": 1}
 
 
+@pytest.fixture
+def demo_copy(demo, tmp_path):
+    """A copy of the finished demo run (results, downloads and Snakemake's metadata) to break."""
+    work = tmp_path / "copy"
+    shutil.copytree(demo, work, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "locks"))
+    return work
+
+
+def run_demo(work: Path, cfg: str = "config/demo.yaml", *extra: str) -> subprocess.CompletedProcess:
+    return snakemake(work, "--configfile", cfg, "--cores", "2", *extra, DEMO_TARGET)
+
+
+def test_default_profile_is_in_force(demo):
+    proc = snakemake(demo, "-n", "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
+    assert "Using workflow specific profile profiles/default" in proc.stdout + proc.stderr
+
+
+def test_missing_index_rebuilds_everything_built_from_it(demo_copy):
+    """A deleted videos.parquet (what a failed index leaves) is rebuilt with all that depends on it."""
+    (demo_copy / "results/demo/demo_shift/videos.parquet").unlink()
+    jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
+    assert jobs == {"index": 1, "manifest": 1, "evaluate": 2, "report": 1}
+    (demo_copy / "results/demo/demo/videos.parquet").unlink()
+    jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
+    assert jobs == {"index": 2, "manifest": 2, "train": 2, "evaluate": 4, "report": 1}
+
+
+def test_failed_index_does_not_leave_stale_results(demo_copy):
+    """An edit makes the index fail (Snakemake deletes videos.parquet); once the edit is undone, one
+    run rebuilds the index and everything downstream, and then nothing is left to do."""
+    cfg = demo_variant(demo_copy, "bad_list", lambda c: c["datasets"]["demo_shift"].update(
+        options={"file": "no_such_list.csv"}))
+    proc = snakemake(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET, check=False)
+    assert proc.returncode != 0
+    assert "no_such_list.csv" in proc.stdout + proc.stderr  # the cause, on the console
+    assert not (demo_copy / "results/demo/demo_shift/videos.parquet").exists()
+    jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
+    assert jobs == {"index": 1, "manifest": 1, "evaluate": 2, "report": 1}
+    run_demo(demo_copy)
+    assert planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {}
+
+
+def test_adapter_option_and_source_edits_take_one_run(demo_copy):
+    # An adapter option re-indexes without re-downloading, in one run.
+    cfg = demo_variant(demo_copy, "opt", lambda c: c["datasets"]["demo_shift"].update(options={"file": "labels.csv"}))
+    jobs = planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET)
+    assert jobs == {"index": 1, "manifest": 1, "evaluate": 2, "report": 1}  # no download_dataset
+    run_demo(demo_copy, cfg)
+    assert planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {}
+    # A source edit re-fetches and re-indexes (and re-crops the new videos), in one run.
+    cfg = demo_variant(demo_copy, "src", lambda c: (c["datasets"]["demo_shift"].update(options={"file": "labels.csv"}),
+                                                     c["datasets"]["demo_shift"]["source"]["demo"].update(frames=20)))
+    jobs = planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET)
+    assert jobs == {"download_dataset": 1, "index": 1, "manifest": 1, "evaluate": 2, "report": 1}
+    run_demo(demo_copy, cfg)
+    assert planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {}
+    assert pl.read_parquet(demo_copy / "results/demo/demo_shift/videos.parquet")["frame_count"].max() == 20
+
+
+def test_weights_settings_edit_retrains(demo):
+    cfg = demo_variant(demo, "wider", lambda c: c["weights"]["tiny_clip"]["random"].update(hidden_size=96))
+    assert planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {
+        "download_weights": 1, "train": 2, "evaluate": 4, "report": 1}
+
+
+def test_benchmark_on_one_split_crops_only_that_split(demo_copy):
+    def add(c):
+        c["datasets"]["demo_extra"] = {"adapter": "csv", "source": {"demo": {
+            "counts": {"train": 2, "test": 2}, "frames": 12, "style": "texture"}}}
+        c["benchmarks"]["demo_extra"] = {"dataset": "demo_extra", "split": "test"}
+
+    cfg = demo_variant(demo_copy, "one_split", add)
+    run_demo(demo_copy, cfg)
+    shards = sorted(p.name for p in (demo_copy / "results/demo/demo_extra/shards").iterdir())
+    assert shards == ["test-00000.parquet", "test-00000.tar"]
+    videos = pl.read_parquet(demo_copy / "results/demo/demo_extra/videos.parquet")
+    assert sorted(set(videos["split"])) == ["test", "train"]  # the index lists both
+    stats = json.loads((demo_copy / "results/demo/demo_extra/stats.json").read_text())
+    assert stats["videos"] == 2 and stats["videos_by_split"] == {"test": 2}
+
+
+def test_failing_download_prints_its_cause(demo_copy):
+    def add(c):
+        c["datasets"]["gated"] = {"adapter": "celebdf", "source": {"path": "/nonexistent/Celeb-DF-v2"}}
+        c["benchmarks"]["gated"] = {"dataset": "gated", "split": "test"}
+
+    cfg = demo_variant(demo_copy, "gated", add)
+    proc = snakemake(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET, check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "datasets.gated.source.path: /nonexistent/Celeb-DF-v2 does not exist" in out
+
+
 def test_bad_config_value_fails_naming_the_key(demo):
     cfg = demo_variant(demo, "bad", lambda c: c["faces"].update(num_frames="many"))
     proc = snakemake(demo, "-n", "--configfile", cfg, "--cores", "2", DEMO_TARGET, check=False)

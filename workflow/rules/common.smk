@@ -37,13 +37,26 @@ wildcard_constraints:
 
 
 # Snakemake does not rerun the consumers of an intermediate file that went missing (a failed index
-# deletes its videos.parquet; so does a user), and would keep serving results built from the old
-# one. Such files are forced, so they and everything downstream of them are rebuilt in this run.
-_damaged = damaged_outputs(config)
-if _damaged:
-    for path, why in _damaged.items():
-        logger.warning(f"{path} is missing but {why} exists: rebuilding it and what depends on it")
-    workflow.dag_settings.forcerun = frozenset(workflow.dag_settings.forcerun) | set(_damaged)
+# deletes its videos.parquet; so may a user) and would keep serving results built from the old file.
+# Such files are forced (as `--forcerun FILE` would) while the DAG is built, so Snakemake rebuilds
+# them and everything downstream of them in the same run.
+_FORCED = []
+
+
+def force_damaged(wildcards=None):
+    """An input function without inputs: it runs while the DAG is built, when the DAG can be told."""
+    if not _FORCED:
+        from snakemake.io import IOFile
+
+        built = lambda path: workflow.persistence.metadata(IOFile(path)) is not None
+        damaged = damaged_outputs(config, was_built=built)
+        for path, why in damaged.items():
+            logger.warning(
+                f"{path} is missing but {why}, built from it, exists: rebuilding them"
+            )
+        workflow._dag.forcefiles.update(damaged)
+        _FORCED.append(damaged)
+    return []
 
 
 def code(script):

@@ -3,6 +3,7 @@
 
 rule evaluate:
     input:
+        force_damaged,
         adapter=L.adapter("{model}"),
         frames=lambda wc: L.frames(bench_dataset(wc.bench)),
         weights=lambda wc: L.weights_marker(model_weights(wc.model)),

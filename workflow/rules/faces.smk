@@ -5,6 +5,7 @@
 
 rule faces:
     input:
+        force_damaged,
         videos=L.videos("{ds}"),
     output:
         tar=L.shard("{ds}", "{split}", "{chunk}", "tar"),

@@ -4,6 +4,7 @@
 
 checkpoint index:
     input:
+        force_damaged,
         marker=L.dataset_marker("{ds}"),
     output:
         videos=L.videos("{ds}"),

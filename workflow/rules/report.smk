@@ -4,6 +4,7 @@
 
 rule report:
     input:
+        force_damaged,
         metrics=[L.metrics(m, b) for m in MODELS for b in BENCHMARKS],
         scores=[L.scores(m, b) for m in MODELS for b in BENCHMARKS],
         train_logs=[L.train_log(m) for m in MODELS],

@@ -4,6 +4,7 @@
 
 rule train:
     input:
+        force_damaged,
         frames=lambda wc: L.frames(model_dataset(wc.model)),
         weights=lambda wc: L.weights_marker(model_weights(wc.model)),
     output:
