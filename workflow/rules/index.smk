@@ -7,6 +7,7 @@ checkpoint index:
         marker=lambda wc: ancient(dataset_marker(wc.ds)),
     output:
         videos=f"{RESULTS}/{{ds}}/videos.parquet",
+        completeness=f"{RESULTS}/{{ds}}/completeness.json",
     log:
         f"{RESULTS}/logs/index/{{ds}}.log",
     benchmark:
