@@ -51,6 +51,8 @@ def dataset_marker(ds):
 
 def dataset_dir(ds):
     source = config["datasets"][ds]["source"]
+    if "dataset" in source:  # the files of another entry
+        return dataset_dir(source["dataset"])
     return source["path"] if "path" in source else f"resources/datasets/{ds}"
 
 

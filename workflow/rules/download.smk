@@ -3,7 +3,15 @@
 # re-download does not invalidate finished work (a changed *source* reruns through params).
 
 
+def upstream_marker(wc):
+    """A `dataset:` source reads another entry's files: that entry's download comes first."""
+    source = config["datasets"][wc.ds]["source"]
+    return [dataset_marker(source["dataset"])] if "dataset" in source else []
+
+
 rule download_dataset:
+    input:
+        upstream=upstream_marker,
     output:
         marker="resources/datasets/{ds}.done",
     log:
