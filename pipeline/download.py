@@ -295,6 +295,29 @@ def fetch_dataset(name: str, source: dict, dest: str | Path, marker: str | Path,
     return write_marker(marker, info)
 
 
+def missing_sources(config: dict) -> list[str]:
+    """One message per enabled benchmark (or trained-on dataset) whose ``path:`` folder does not exist,
+    naming the config line to change; shown when the workflow is planned."""
+    used = {b["dataset"]: f"benchmark {name!r}" for name, b in config["benchmarks"].items()}
+    for model in config["models"]:
+        data = {**config["training"].get("data", {}), **config["models"][model].get("data", {})}
+        used.setdefault(data.get("dataset"), f"model {model!r}")
+    out = []
+    for ds, user in used.items():
+        entry = config["datasets"].get(ds, {})
+        source = entry.get("source", {})
+        while "dataset" in source:
+            source = config["datasets"].get(source["dataset"], {}).get("source", {})
+        if "path" in source and not Path(source["path"]).is_dir():
+            name = user.split("'")[1]
+            line = (f"comment out the line `{name}: ...` under benchmarks" if user.startswith("benchmark")
+                    else f"change models.{name}.data.dataset")
+            out.append(f"{user} needs dataset {ds!r}, but its folder {source['path']} does not exist: download it "
+                       f"(README, Datasets: adapter {entry.get('adapter')}) and set datasets.{ds}.source.path in "
+                       f"config.yaml, or {line}")
+    return out
+
+
 def dataset_root(source: dict, dest: str | Path) -> Path:
     """Where a dataset's files are: the user's folder for ``path`` sources, else ``dest``."""
     return Path(source["path"]) if "path" in source else Path(dest)

@@ -169,8 +169,28 @@ def fresh(tmp_path_factory, repo):
 
 def test_real_config_plans_the_protocol_without_data_or_credentials(fresh):
     jobs = planned(fresh, "results/report.html")
-    assert jobs == {"download_dataset": 2, "download_weights": 1, "index": 2, "manifest": 2, "train": 2,
-                    "evaluate": 4, "report": 1}
+    # FF++ c23, FaceShifter (read from the FF++ download) and Celeb-DF v2, out of the box
+    assert jobs == {"download_dataset": 3, "download_weights": 1, "index": 3, "manifest": 3, "train": 2,
+                    "evaluate": 6, "report": 1}
+
+
+def test_every_listed_benchmark_is_planned_and_missing_folders_are_named(tmp_path, repo):
+    work = copy_workflow(repo, tmp_path)
+    text = (work / "config.yaml").read_text()
+    enabled = re.sub(r"(?m)^  # (\w+: \{dataset: \w+, split: test\})$", r"  \1", text)
+    (work / "config.yaml").write_text(enabled)
+    benchmarks = yaml.safe_load(enabled)["benchmarks"]
+    assert {"ffpp_c23", "ffpp_fsh", "celebdf_v2", "dfd", "dfdc", "dfdcp", "ffiw", "deepspeak_v1", "deepspeak_v2",
+            "celebdf_pp", "uadfv"} <= set(benchmarks)
+    proc = snakemake(work, "-n", "results/report.html")
+    out = proc.stdout + proc.stderr
+    for name in benchmarks:
+        assert f"results/eval/lnclip_df/{name}/metrics.json" in out
+        if name not in ("ffpp_c23", "ffpp_fsh"):  # the datasets given as path: and absent here
+            assert f"benchmark {name!r} needs dataset" in out and f"`{name}: ...` under benchmarks" in out
+    jobs = planned(work, "results/report.html")
+    datasets = len({b["dataset"] for b in benchmarks.values()})
+    assert jobs["evaluate"] == 2 * len(benchmarks) and jobs["download_dataset"] == jobs["index"] == datasets
 
 
 def test_lint_is_clean(fresh):

@@ -3,15 +3,20 @@
 # re-download does not invalidate finished work (a changed *source* reruns through params).
 
 
-def upstream_marker(wc):
-    """A `dataset:` source reads another entry's files: that entry's download comes first."""
-    source = config["datasets"][wc.ds]["source"]
-    return [dataset_marker(source["dataset"])] if "dataset" in source else []
+from pipeline.download import missing_sources
+
+for message in missing_sources(config):
+    logger.warning(f"Warning: {message}")
 
 
 rule download_dataset:
     input:
-        upstream=upstream_marker,
+        # a `dataset:` source reads another entry's files: that entry's download comes first
+        upstream=lambda wc: [
+            dataset_marker(s)
+            for s in [config["datasets"][wc.ds]["source"].get("dataset")]
+            if s
+        ],
     output:
         marker="resources/datasets/{ds}.done",
     log:
