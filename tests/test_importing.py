@@ -202,3 +202,20 @@ def test_incomplete_copy_reaches_stats_json_and_the_report(tmp_path):
                                                                  "checksums": {}}],
                  trainings=[], provenance={}, title="t", demo=False)
     assert f'data-incomplete="cdf">{check["message"]}</p>' in (tmp_path / "r.html").read_text()
+
+
+def test_command_line_index_and_import_match_the_functions(tmp_path, capsys):
+    from pipeline.__main__ import main
+
+    root = tmp_path / "FF"
+    write_frames(root / "real/953", range(10))
+    write_frames(root / "DF/953_974", range(10), seed=3)
+    out = tmp_path / "ff"
+    assert main(["index", "ff", "--adapter", "crops", "--root", str(root), "--out", str(out / "videos.parquet"),
+                 "--threads", "1"]) == 0
+    assert main(["import", "--videos", str(out / "videos.parquet"), "--split", "test", "--chunk", "0",
+                 "--tar", str(out / "cli.tar"), "--table", str(out / "cli.parquet"), "--num-frames", "4"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"videos": 2, "crops": 8, "failures": 0}
+    videos = index.select_chunk(out / "videos.parquet", "test", 0)
+    importing.import_chunk(videos, out / "fn.tar", out / "fn.parquet", num_frames=4)
+    assert (out / "cli.tar").read_bytes() == (out / "fn.tar").read_bytes()
