@@ -102,6 +102,15 @@ def _report(a):
     print(a.out or results / "report.html")
 
 
+def _chunk_args(p) -> None:
+    """The arguments of a verb that writes one chunk's shard."""
+    p.add_argument("--videos", required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--chunk", type=int, required=True)
+    p.add_argument("--tar", required=True)
+    p.add_argument("--table", required=True)
+
+
 def main(argv=None) -> int:
     from pipeline import logs
     from pipeline.adapters import ADAPTERS
@@ -124,11 +133,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=_index)
 
     p = sub.add_parser("faces", help="face crops of one chunk -> WebDataset tar + Parquet")
-    p.add_argument("--videos", required=True)
-    p.add_argument("--split", required=True)
-    p.add_argument("--chunk", type=int, required=True)
-    p.add_argument("--tar", required=True)
-    p.add_argument("--table", required=True)
+    _chunk_args(p)
     p.add_argument("--backend", default="dlib")
     p.add_argument("--backend-options", default='{"upsample": 1}')
     p.add_argument("--num-frames", type=int, default=32)
@@ -138,11 +143,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=_faces)
 
     p = sub.add_parser("import", help="existing face crops of one chunk (importer adapters) -> tar + Parquet")
-    p.add_argument("--videos", required=True)
-    p.add_argument("--split", required=True)
-    p.add_argument("--chunk", type=int, required=True)
-    p.add_argument("--tar", required=True)
-    p.add_argument("--table", required=True)
+    _chunk_args(p)
     p.add_argument("--num-frames", type=int, default=32)
     p.set_defaults(func=_import)
 

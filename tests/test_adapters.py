@@ -39,7 +39,8 @@ def rows(df: pl.DataFrame) -> dict[str, dict]:
 
 
 def counts(df: pl.DataFrame) -> dict:
-    return {(s, int(label)): n for s, label, n in df.group_by("split", "label").len().sort("split", "label").iter_rows()}
+    grouped = df.group_by("split", "label").len().sort("split", "label")
+    return {(s, int(label)): n for s, label, n in grouped.iter_rows()}
 
 
 def test_registry_names_every_adapter_of_the_config_schema(repo):

@@ -3,7 +3,6 @@ WildDeepfake sequences; the shards they write hold the users' PNG files byte for
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 from pathlib import Path
@@ -73,10 +72,12 @@ def test_deepfakebench_json_labels_splits_and_windows_paths(tmp_path):
     dfb = {"FaceForensics++": {
         "FF-real": {"test": {"c23": {"953": {"label": "FF-real", "frames": [win]}}}},
         "FF-DF": {"test": {"c23": {"953_974": {"label": "FF-DF", "frames": [
-            "/data/DeepfakeBench/datasets/rgb/FaceForensics++/manipulated_sequences/Deepfakes/c23/frames/953_974/000.png"]}}}}},
+            "/data/DeepfakeBench/datasets/rgb/FaceForensics++/manipulated_sequences/Deepfakes/c23/frames/"
+            "953_974/000.png"]}}}}},
         "DeepFakeDetection": {
         "DFD_real": {s: {"c23": {"01__walk": {"label": "DFD_real", "frames": [
-            "FaceForensics++/original_sequences/actors/c23/frames/01__walk/000.png"]}}} for s in ("train", "val", "test")},
+            "FaceForensics++/original_sequences/actors/c23/frames/01__walk/000.png"]}}}
+            for s in ("train", "val", "test")},
         "DFD_fake": {s: {"c23": {"01_02__walk__ABC": {"label": "DFD_fake", "frames": [
             "FaceForensics++/manipulated_sequences/DeepFakeDetection/c23/frames/01_02__walk__ABC/000.png"]}}}
             for s in ("train", "val", "test")}}}
@@ -84,7 +85,8 @@ def test_deepfakebench_json_labels_splits_and_windows_paths(tmp_path):
     df = index.list_videos("ff", "deepfakebench", tmp_path, {"json": str(tmp_path / "FF.json")})
     r = rows(df)
     assert (r["DF/953_974"]["label"], r["DF/953_974"]["source_id"], r["DF/953_974"]["split"]) == (1, "real/953", "test")
-    assert r["real/953"]["label"] == 0 and r["real/953"]["path"] == str(base / "original_sequences/youtube/c23/frames/953")
+    assert r["real/953"]["label"] == 0
+    assert r["real/953"]["path"] == str(base / "original_sequences/youtube/c23/frames/953")
     # DFD is copied into every split by DeepfakeBench: it is kept once, as test
     assert (r["DFD/01_02__walk__ABC"]["split"], r["real/01__walk"]["split"]) == ("test", "test")
     dfb["FaceForensics++"]["FF-real"]["test"]["c23"]["953"]["frames"] = ["x\\gone\\000.png"]
@@ -101,7 +103,8 @@ def test_crops_layout_ff_official_splits_and_pairs(tmp_path):
     write_frames(root / "NT/071_054", [0, 9])
     df = index.list_videos("ff", "crops", root, {})
     r = rows(df)
-    assert (r["DF/953_974"]["split"], r["DF/953_974"]["source_id"], r["DF/953_974"]["method"]) == ("test", "real/953", "DF")
+    df_row = r["DF/953_974"]
+    assert (df_row["split"], df_row["source_id"], df_row["method"]) == ("test", "real/953", "DF")
     assert (r["real/071"]["split"], r["NT/071_054"]["split"], r["NT/071_054"]["label"]) == ("train", "train", 1)
     cdf = tmp_path / "datasets" / "CDFv2"
     write_frames(cdf / "Celeb-real/id0_0000", [0])
