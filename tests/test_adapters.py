@@ -249,6 +249,9 @@ def test_deepspeak_splits_and_generators(tmp_path, put):
     df = index.list_videos("ds2", "deepspeak", tmp_path, {})
     assert counts(df) == {("test", 0): 1, ("test", 1): 2}
     assert sorted(df["method"]) == ["facefusion", "latentsync", "real"]
+    put(tmp_path, "deepspeak_v2/test/fake/liveportrait--p001-p002--r01-r02--0.mp4")
+    df = index.list_videos("ds2", "deepspeak", tmp_path, {})
+    assert df.filter(pl.col("video_id").str.contains("liveportrait"))["method"].to_list() == ["liveportrait"]
     put(tmp_path, "deepspeak_v2/test/other/x.mp4")
     with pytest.raises(DatasetLayoutError, match="cannot tell whether .*x.mp4 is real or fake"):
         index.list_videos("ds2", "deepspeak", tmp_path, {})

@@ -53,7 +53,8 @@ def label_from_parts(parts: tuple[str, ...]) -> tuple[int, str] | None:
 
 @register("deepspeak")
 def adapter_deepspeak(dataset: str, root: Path, options: dict) -> Iterator[dict]:
-    """DeepSpeak v1/v1.1/v2: ``<split>/{real,fake/<generator>}/...`` (the dataset repository's folders)."""
+    """DeepSpeak v1/v1.1/v2: ``<split>/{real,fake/<generator>}/...``; a fake named
+    ``<engine>--<source>-<target>--...`` takes the engine as its method."""
     splits = options.get("splits", ["test"])
     found = False
     for split in splits:
@@ -63,6 +64,8 @@ def adapter_deepspeak(dataset: str, root: Path, options: dict) -> Iterator[dict]
         for rel, path in media(folder, options, recursive=True).items():
             rel = Path(rel)
             labelled = label_from_parts(rel.parts)
+            if "--" in path.stem and (labelled is None or labelled == (FAKE, "fake")):
+                labelled = FAKE, path.stem.split("--")[0]  # fakes are named <engine>--<source>-<target>--...
             if labelled is None:
                 raise DatasetLayoutError(f"dataset {dataset!r}: cannot tell whether {path} is real or fake: "
                                          f"expected a folder named one of {REAL_WORDS} or {FAKE_WORDS}/<generator> "
