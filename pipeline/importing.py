@@ -28,6 +28,7 @@ from pipeline.video import ERROR_MISSING, ERROR_NO_FRAMES, sample_indices
 log = logging.getLogger("pipeline.importing")
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ERROR_CANNOT_OPEN_IMAGE = "cannot open the first image"
 _VIDEO_FIELDS = ("dataset", "video_id", "split", "label", "method", "source_id")
 
 
@@ -47,10 +48,13 @@ def probe_frames(folder) -> dict:
     if not files:
         result["error"] = ERROR_NO_FRAMES
         return result
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(files[0]) as im:
-        result.update(frame_count=len(files), width=im.width, height=im.height)
+    try:
+        with Image.open(files[0]) as im:
+            result.update(frame_count=len(files), width=im.width, height=im.height)
+    except (OSError, UnidentifiedImageError) as exc:
+        result["error"] = f"{ERROR_CANNOT_OPEN_IMAGE}: {files[0].name} ({exc})"
     return result
 
 

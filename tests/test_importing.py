@@ -111,6 +111,7 @@ def test_crops_layout_ff_official_splits_and_pairs(tmp_path):
     write_frames(cdf / "Celeb-synthesis/id0_id1_0000", [0])
     r = rows(index.list_videos("cdf", "crops", cdf, {}))
     assert (r["Celeb-real/id0_0000"]["label"], r["Celeb-synthesis/id0_id1_0000"]["label"]) == (0, 1)
+    assert r["Celeb-synthesis/id0_id1_0000"]["source_id"] == "Celeb-real/id0_0000"
     assert set(v["split"] for v in r.values()) == {"test"}
 
 
@@ -166,6 +167,19 @@ def test_imported_shard_holds_the_png_files_byte_for_byte(tmp_path):
     # byte-identical on a rerun
     importing.import_chunk(videos, tmp_path / "again.tar", tmp_path / "again.parquet", num_frames=8)
     assert (tmp_path / "again.tar").read_bytes() == tar.read_bytes()
+
+
+def test_probe_of_a_frame_folder(tmp_path):
+    write_frames(tmp_path / "ok", [3, 1, 2])
+    assert importing.probe_frames(tmp_path / "ok") == {"frame_count": 3, "fps": None, "width": 24, "height": 24,
+                                                       "error": None}
+    assert [p.name for p in importing.frame_files(tmp_path / "ok")] == ["001.png", "002.png", "003.png"]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "000.png").write_bytes(b"garbage")
+    assert importing.probe_frames(tmp_path / "bad")["error"].startswith("cannot open the first image: 000.png")
+    (tmp_path / "empty").mkdir()
+    assert importing.probe_frames(tmp_path / "empty")["error"] == "no frames"
+    assert importing.probe_frames(tmp_path / "gone")["error"] == "file not found"
 
 
 def test_import_records_a_vanished_or_unreadable_video(tmp_path):

@@ -18,6 +18,7 @@ from typing import Iterator
 
 from pipeline.adapters.base import (ADAPTERS, FAKE, REAL, DatasetLayoutError, find_dir, is_frame_folder,
                                     listing, register, row)
+from pipeline.adapters.celebdf import celeb_source
 from pipeline.adapters.ffpp import FFPP_FOLDERS, ffpp_splits
 
 SPLIT_PRIORITY = ("test", "val", "train")  # DeepfakeBench copies DFD/Celeb-DF test videos into train too
@@ -126,11 +127,11 @@ def adapter_crops(dataset: str, root: Path, options: dict) -> Iterator[dict]:
         label = REAL if "real" in src.name.lower() else FAKE
         method = "real" if label == REAL else FFPP_FOLDERS.get(src.name, src.name)
         for video, folder in sequences(src).items():
-            target = video.split("_")[0]
-            if label == FAKE and target in real_videos:
-                source = f"real/{target}" if src.name in FF_SOURCES else None
-            else:
-                source = None
+            source = None
+            if label == FAKE and src.name in FF_SOURCES and video.split("_")[0] in real_videos:
+                source = f"real/{video.split('_')[0]}"
+            elif label == FAKE and celeb_source(video) in {f"Celeb-real/{v}" for v in real_videos}:
+                source = celeb_source(video)
             vid = f"{'real' if label == REAL and src.name in FF_SOURCES else src.name}/{video}"
             yield row(vid, folder, label, method, source, crops_split(src.name, video, options))
 
