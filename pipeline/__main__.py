@@ -81,25 +81,14 @@ def _predict(a):
 
 
 def _report(a):
-    from pipeline.config import load, model_config
+    from pipeline.config import load
+    from pipeline.layout import from_config
     from pipeline.report import report_from_workflow
 
     config = load(a.config)
-    results = Path(config.get("results", "results"))
-    models, benches = list(config["models"]), list(config["benchmarks"])
-    datasets = sorted({model_config(config, m)["data"]["dataset"] for m in models}
-                      | {b["dataset"] for b in config["benchmarks"].values()})
-    pairs = [(m, b) for m in models for b in benches if (results / "eval" / m / b / "metrics.json").is_file()]
-    report_from_workflow(
-        a.out or results / "report.html",
-        metrics=[results / "eval" / m / b / "metrics.json" for m, b in pairs],
-        scores=[results / "eval" / m / b / "scores.parquet" for m, b in pairs],
-        train_logs=[p for m in models if (p := results / "models" / m / "train_log.parquet").is_file()],
-        stats=[p for ds in datasets if (p := results / ds / "stats.json").is_file()],
-        markers=[p for ds in datasets if (p := Path(f"resources/datasets/{ds}.done")).is_file()],
-        models=models, benchmarks=benches, datasets=datasets, config=config,
-        title=config.get("report", {}).get("title", "LNCLIP-DF"), demo=bool(config.get("demo", False)))
-    print(a.out or results / "report.html")
+    out = a.out or from_config(config).report()
+    report_from_workflow(out, config, require_all=False)
+    print(out)
 
 
 def _chunk_args(p) -> None:

@@ -286,7 +286,7 @@ def fetch_dataset(name: str, source: dict, dest: str | Path, marker: str | Path,
         info = {"kind": "dataset", "dataset_of": value}
     else:
         raise DownloadError(f"datasets.{name}.source: unknown kind {kind!r}")
-    root = root or dataset_root(source, dest)
+    root = root or dest  # a path source or another entry's files were set above
     count, size, digest = listing_digest(root)
     if count == 0:
         raise DownloadError(f"dataset {name!r}: {root} holds no files")
@@ -298,10 +298,11 @@ def fetch_dataset(name: str, source: dict, dest: str | Path, marker: str | Path,
 def missing_sources(config: dict) -> list[str]:
     """One message per enabled benchmark (or trained-on dataset) whose ``path:`` folder does not exist,
     naming the config line to change; shown when the workflow is planned."""
+    from pipeline.config import model_config
+
     used = {b["dataset"]: f"benchmark {name!r}" for name, b in config["benchmarks"].items()}
     for model in config["models"]:
-        data = {**config["training"].get("data", {}), **config["models"][model].get("data", {})}
-        used.setdefault(data.get("dataset"), f"model {model!r}")
+        used.setdefault(model_config(config, model)["data"]["dataset"], f"model {model!r}")
     out = []
     for ds, user in used.items():
         entry = config["datasets"].get(ds, {})
@@ -316,8 +317,3 @@ def missing_sources(config: dict) -> list[str]:
                        f"(README, Datasets: adapter {entry.get('adapter')}) and set datasets.{ds}.source.path in "
                        f"config.yaml, or {line}")
     return out
-
-
-def dataset_root(source: dict, dest: str | Path) -> Path:
-    """Where a dataset's files are: the user's folder for ``path`` sources, else ``dest``."""
-    return Path(source["path"]) if "path" in source else Path(dest)

@@ -11,6 +11,7 @@ split to chunks of ``chunk_size``, one faces (or import) job per chunk.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,11 +61,25 @@ def probe_videos(paths: list[str], threads: int = 1) -> list[dict]:
         return list(pool.map(one, paths))
 
 
-def assign_chunks(df: pl.DataFrame, chunk_size: int) -> pl.DataFrame:
-    """Sort by (split, video_id) and number the videos of each split in chunks of ``chunk_size``."""
-    df = df.sort("split", "video_id")
+def shuffle_key(video_id: str, seed: int) -> int:
+    """A video's place in the seeded order of its split: a hash of (seed, id), so it does not depend
+    on which other videos exist (adding a video moves only the videos ordered after it)."""
+    digest = hashlib.blake2b(f"{seed}\0{video_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1  # fits polars' Int64
+
+
+def assign_chunks(df: pl.DataFrame, chunk_size: int, seed: int = 0) -> pl.DataFrame:
+    """Deal the videos of each split into chunks of ``chunk_size`` in a seeded shuffled order.
+
+    Datasets list their videos grouped by method (FF++: every real, then every Deepfakes fake, ...);
+    chunks in that order would each hold one method and one label, and a training loader reading a
+    few shards at a time would see one class per batch. Shuffled chunks mix methods and labels in
+    proportion to the split.
+    """
+    df = df.with_columns(_order=pl.Series([shuffle_key(v, seed) for v in df["video_id"]], dtype=pl.Int64))
+    df = df.sort("split", "_order", "video_id")
     return df.with_columns(
-        chunk=(pl.int_range(pl.len()).over("split") // chunk_size).cast(pl.Int32))
+        chunk=(pl.int_range(pl.len()).over("split") // chunk_size).cast(pl.Int32)).drop("_order")
 
 
 def completeness_path(videos_parquet: str | Path) -> Path:
@@ -111,7 +126,7 @@ def completeness(df: pl.DataFrame, adapter: str, options: dict | None) -> list[d
 
 
 def build_index(dataset: str, adapter: str, root: str | Path, options: dict | None, out_path: str | Path,
-                chunk_size: int, threads: int = 1) -> pl.DataFrame:
+                chunk_size: int, threads: int = 1, chunk_seed: int = 0) -> pl.DataFrame:
     """List, probe and chunk a dataset's videos; write ``videos.parquet`` and, beside it,
     ``completeness.json`` (the official protocol checks, warned about when incomplete)."""
     df = list_videos(dataset, adapter, root, options)
@@ -119,7 +134,7 @@ def build_index(dataset: str, adapter: str, root: str | Path, options: dict | No
     df = df.with_columns(pl.DataFrame(probes, schema={"frame_count": pl.Int64, "fps": pl.Float64,
                                                       "width": pl.Int32, "height": pl.Int32,
                                                       "error": pl.String}))
-    df = assign_chunks(df, chunk_size)
+    df = assign_chunks(df, chunk_size, chunk_seed)
     for row in df.filter(pl.col("error").is_not_null()).iter_rows(named=True):
         log.warning("%s: %s is unreadable (%s); it is kept in the index and reported", dataset,
                     row["video_id"], row["error"])
@@ -136,9 +151,11 @@ def build_index(dataset: str, adapter: str, root: str | Path, options: dict | No
     return tables.conform(df, tables.VIDEOS, "videos")
 
 
-def chunks(videos_parquet: str | Path) -> list[tuple[str, int]]:
-    """The (split, chunk) pairs of an index: one faces job each."""
+def chunks(videos_parquet: str | Path, splits: list[str] | None = None) -> list[tuple[str, int]]:
+    """The (split, chunk) pairs of an index, one faces job each; only those of ``splits`` if given."""
     df = pl.read_parquet(videos_parquet, columns=["split", "chunk"]).unique().sort("split", "chunk")
+    if splits is not None:
+        df = df.filter(pl.col("split").is_in(splits))
     return [(s, int(c)) for s, c in df.iter_rows()]
 
 

@@ -284,3 +284,14 @@ def test_folder_adapter_label_rule(tmp_path, put):
     df = index.list_videos("f", "folder", tmp_path, {"real": ["Pristine"]})
     assert counts(df) == {("test", 0): 2, ("test", 1): 2}
     assert sorted(df["method"]) == ["gan", "real", "real", "swap"] and "pristine/sub/a" in set(df["video_id"])
+
+
+def test_the_workflow_declares_completeness_where_the_index_writes_it():
+    from pipeline.layout import Layout, dataset_root
+
+    L = Layout("res")
+    assert index.completeness_path(L.videos("cdf")) == Path(L.completeness("cdf"))
+    config = {"datasets": {"ff": {"source": {"kaggle": "a/b"}}, "fsh": {"source": {"dataset": "ff"}},
+                           "cdf": {"source": {"path": "/data/cdf"}}}, "results": "res"}
+    assert dataset_root(config, "fsh") == dataset_root(config, "ff") == "resources/datasets/ff"
+    assert dataset_root(config, "cdf") == "/data/cdf"

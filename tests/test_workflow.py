@@ -19,7 +19,7 @@ import yaml
 
 pytestmark = pytest.mark.slow
 
-COPY = ["Snakefile", "config.yaml", "config", "workflow", "envs", "pipeline"]
+COPY = ["Snakefile", "config.yaml", "config", "workflow", "profiles", "envs", "pipeline"]
 DEMO_TARGET = "results/demo/report.html"
 
 

@@ -13,14 +13,14 @@ ruleorder: import_crops > faces
 
 rule import_crops:
     input:
-        videos=f"{RESULTS}/{{ds}}/videos.parquet",
+        videos=L.videos("{ds}"),
     output:
-        tar=f"{RESULTS}/{{ds}}/shards/{{split}}-{{chunk}}.tar",
-        table=f"{RESULTS}/{{ds}}/shards/{{split}}-{{chunk}}.parquet",
+        tar=L.shard("{ds}", "{split}", "{chunk}", "tar"),
+        table=L.shard("{ds}", "{split}", "{chunk}", "parquet"),
     log:
-        f"{RESULTS}/logs/import/{{ds}}/{{split}}-{{chunk}}.log",
+        L.log("import", "{ds}/{split}-{chunk}"),
     benchmark:
-        f"{RESULTS}/benchmarks/import/{{ds}}/{{split}}-{{chunk}}.tsv"
+        L.benchmark("import", "{ds}/{split}-{chunk}")
     wildcard_constraints:
         ds="|".join(IMPORTED) or "(?!)",
     conda:
