@@ -256,3 +256,41 @@ def test_report_table_shows_each_evaluations_video_auroc(demo):
     assert parser.cells.keys() == expected.keys()
     for pair, value in expected.items():
         assert parser.cells[pair] == pytest.approx(value, abs=0.01), pair
+
+
+def test_imported_crops_skip_face_detection(tmp_path, repo):
+    """A DeepfakeBench tree in the config: index -> import_crops -> manifest, no faces job."""
+    import cv2
+    import numpy as np
+
+    (tmp_path / "wf").mkdir()
+    work = copy_workflow(repo, tmp_path / "wf")
+    root = tmp_path / "Celeb-DF-v2"
+    root.mkdir()
+    (root / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n")
+    pngs = {}
+    for offset, rel in enumerate(("Celeb-real/frames/id0_0000", "Celeb-synthesis/frames/id0_id1_0000")):
+        (root / rel).mkdir(parents=True)
+        for i in (0, 9, 18):
+            ok, buf = cv2.imencode(".png", np.full((16, 16, 3), i * 5 + 100 * offset, np.uint8))
+            pngs[f"{rel}/{i:03d}.png"] = buf.tobytes()
+            (root / rel / f"{i:03d}.png").write_bytes(buf.tobytes())
+    cfg = yaml.safe_load((work / "config/demo.yaml").read_text())
+    cfg["datasets"]["cdf_dfb"] = {"adapter": "deepfakebench", "source": {"path": str(root)},
+                                  "options": {"dataset": "celebdf"}}
+    cfg["benchmarks"]["cdf_dfb"] = {"dataset": "cdf_dfb", "split": "test"}
+    (work / "config/imported.yaml").write_text(yaml.safe_dump(cfg))
+
+    proc = snakemake(work, "--configfile", "config/imported.yaml", "--cores", "1", "results/demo/cdf_dfb/stats.json")
+    out = proc.stdout + proc.stderr
+    assert "rule import_crops" in out or "(Rule: import_crops)" in out
+    assert "rule faces" not in out and "(Rule: faces)" not in out
+    stats = json.loads((work / "results/demo/cdf_dfb/stats.json").read_text())
+    assert (stats["videos"], stats["faces"]) == (2, 6)
+    assert stats["completeness"][0]["message"].startswith("CDFv2 test: 2 of 518 videos found")
+    frames = pl.read_parquet(work / "results/demo/cdf_dfb/frames.parquet")
+    import webdataset as wds
+
+    stored = {s["__key__"]: s["png"] for tar in sorted(set(frames["shard"]))
+              for s in wds.WebDataset(str(work / tar), shardshuffle=False)}
+    assert len(stored) == 6 and sorted(stored.values()) == sorted(pngs.values())  # the PNG bytes, unchanged
