@@ -1,7 +1,7 @@
 """The index stage: a dataset's layout -> ``videos.parquet`` (+ ``completeness.json``).
 
 The adapter named in the config (``pipeline.adapters``) yields one row per video with
-``video_id, path, label, method, source_id, split`` (DESIGN.md §3, ``pipeline.tables.VIDEOS``).
+``video_id, path, label, method, source_id, split`` (``pipeline.tables.VIDEOS``).
 :func:`build_index` then probes each file (frame count, fps, size; an unreadable file gets an
 ``error`` and stays in the table; for imported crops the "video" is a folder of frame images),
 compares the user's copy with the adapter's official test protocol (:func:`completeness`: counts,
