@@ -30,6 +30,13 @@ def _faces(a):
     print(json.dumps(stats))
 
 
+def _import(a):
+    from pipeline.importing import import_chunk
+    from pipeline.index import select_chunk
+
+    print(json.dumps(import_chunk(select_chunk(a.videos, a.split, a.chunk), a.tar, a.table, a.num_frames)))
+
+
 def _manifest(a):
     from pipeline.manifest import build_manifest
 
@@ -84,8 +91,18 @@ def _report(a):
     print(out)
 
 
+def _chunk_args(p) -> None:
+    """The arguments of a verb that writes one chunk's shard."""
+    p.add_argument("--videos", required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--chunk", type=int, required=True)
+    p.add_argument("--tar", required=True)
+    p.add_argument("--table", required=True)
+
+
 def main(argv=None) -> int:
     from pipeline import logs
+    from pipeline.adapters import ADAPTERS
 
     ap = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="verb", required=True)
@@ -96,7 +113,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("index", help="list and probe a dataset's videos -> videos.parquet")
     p.add_argument("dataset")
-    p.add_argument("--adapter", required=True, choices=["csv", "ffpp", "celebdf"])
+    p.add_argument("--adapter", required=True, choices=sorted(ADAPTERS))
     p.add_argument("--root", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--options", default="{}", help="adapter options as JSON")
@@ -106,11 +123,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=_index)
 
     p = sub.add_parser("faces", help="face crops of one chunk -> WebDataset tar + Parquet")
-    p.add_argument("--videos", required=True)
-    p.add_argument("--split", required=True)
-    p.add_argument("--chunk", type=int, required=True)
-    p.add_argument("--tar", required=True)
-    p.add_argument("--table", required=True)
+    _chunk_args(p)
     p.add_argument("--backend", default="dlib")
     p.add_argument("--backend-options", default='{"upsample": 1}')
     p.add_argument("--num-frames", type=int, default=32)
@@ -118,6 +131,11 @@ def main(argv=None) -> int:
     p.add_argument("--scale", type=float, default=1.3)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_faces)
+
+    p = sub.add_parser("import", help="existing face crops of one chunk (importer adapters) -> tar + Parquet")
+    _chunk_args(p)
+    p.add_argument("--num-frames", type=int, default=32)
+    p.set_defaults(func=_import)
 
     p = sub.add_parser("manifest", help="shard tables -> frames.parquet, pairs.parquet, stats.json")
     p.add_argument("--videos", required=True)

@@ -66,6 +66,10 @@ def check_config(config: dict) -> None:
     for name, ds in datasets.items():
         if "demo" in ds["source"] and ds["adapter"] != "csv":
             raise ConfigError(f"datasets.{name}: a demo source writes labels.csv; use adapter: csv")
+        other = ds["source"].get("dataset")
+        if other is not None and (other not in datasets or "dataset" in datasets[other]["source"]):
+            raise ConfigError(f"datasets.{name}.source.dataset: {other!r} must be another entry under datasets "
+                              f"with its own source (known: {', '.join(datasets)})")
 
 
 def used_datasets(config: dict) -> list[str]:

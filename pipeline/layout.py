@@ -42,6 +42,10 @@ class Layout:
     def videos(self, ds: str) -> str:
         return f"{self.results}/{ds}/videos.parquet"
 
+    def completeness(self, ds: str) -> str:
+        """The index's official-protocol checks, beside ``videos.parquet`` (``index.completeness_path``)."""
+        return f"{self.results}/{ds}/completeness.json"
+
     def shard(self, ds: str, split: str, chunk: int | str, ext: str) -> str:
         """``ext`` is ``tar`` (the crops) or ``parquet`` (the table of every sampled frame)."""
         chunk = f"{chunk:05d}" if isinstance(chunk, int) else chunk
@@ -89,8 +93,11 @@ def from_config(config: dict) -> Layout:
 
 
 def dataset_root(config: dict, ds: str) -> str:
-    """Where a dataset's files are read from: the user's folder for ``path`` sources, else the download."""
+    """Where a dataset's files are read from: the user's folder for ``path`` sources, that entry's for
+    ``dataset`` sources (the files of another entry), else the download."""
     source = config["datasets"][ds]["source"]
+    if "dataset" in source:
+        return dataset_root(config, source["dataset"])
     return source["path"] if "path" in source else from_config(config).dataset_download(ds)
 
 

@@ -9,6 +9,7 @@ shows about the data.
 
 from __future__ import annotations
 
+import json
 
 import polars as pl
 
@@ -65,6 +66,18 @@ def data_stats(dataset: str, videos: pl.DataFrame, frames: pl.DataFrame) -> dict
     }
 
 
+def completeness_summary(videos_parquet) -> list[dict]:
+    """The index's official-protocol checks (``completeness.json`` beside ``videos.parquet``),
+    without the full id lists, for ``stats.json`` and the report."""
+    from pipeline.index import completeness_path
+
+    path = completeness_path(videos_parquet)
+    if not path.is_file():
+        return []
+    keys = ("name", "split", "complete", "message", "expected", "found")
+    return [{k: c[k] for k in keys} for c in json.loads(path.read_text())["checks"]]
+
+
 def build_manifest(videos_parquet, shard_parquets: list, out_frames, out_pairs, out_stats,
                    splits: list[str] | None = None) -> dict:
     """Concatenate the shard tables, check them against the index, write the three outputs.
@@ -90,5 +103,6 @@ def build_manifest(videos_parquet, shard_parquets: list, out_frames, out_pairs, 
     tables.write_parquet(frames, out_frames, tables.FRAMES, "frames")
     tables.write_parquet(build_pairs(all_videos), out_pairs, tables.PAIRS, "pairs")
     stats = data_stats(dataset, videos, frames)
+    stats["completeness"] = completeness_summary(videos_parquet)
     write_json(out_stats, stats, sort_keys=True)
     return stats

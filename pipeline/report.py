@@ -374,6 +374,7 @@ def _dataset_rows(datasets: list[dict]) -> tuple[list[dict], list[str]]:
                 "face_rate": rate,
                 "failures": [_num(fails.get(r)) if r in fails else DASH for r in reasons],
                 "without_crops": _num(st.get("videos_without_crops")),
+                "incomplete": [c["message"] for c in st.get("completeness") or [] if not c.get("complete")],
             }
         )
     return rows, reasons

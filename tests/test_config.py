@@ -63,6 +63,17 @@ def test_references_to_missing_entries_name_the_key(cfg):
         pconfig.check_config(bad)
 
 
+def test_dataset_source_must_name_an_entry_with_its_own_source(cfg):
+    bad = copy.deepcopy(cfg)
+    bad["datasets"]["copy"] = {"adapter": "ffpp", "source": {"dataset": "nope"}}
+    with pytest.raises(pconfig.ConfigError, match=r"datasets\.copy\.source\.dataset: 'nope' must be another"):
+        pconfig.check_config(bad)
+    bad["datasets"]["copy2"] = {"adapter": "ffpp", "source": {"dataset": "copy"}}
+    bad["datasets"]["copy"]["source"] = {"dataset": "copy2"}
+    with pytest.raises(pconfig.ConfigError, match="with its own source"):
+        pconfig.check_config(bad)
+
+
 def test_model_config_merges_defaults_and_overrides(repo):
     cfg = pconfig.load(repo / "config.yaml")
     probe = pconfig.model_config(cfg, "linear_probe")

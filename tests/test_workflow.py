@@ -262,8 +262,28 @@ def fresh(tmp_path_factory, repo):
 
 def test_real_config_plans_the_protocol_without_data_or_credentials(fresh):
     jobs = planned(fresh, "results/report.html")
-    assert jobs == {"download_dataset": 2, "download_weights": 1, "index": 2, "manifest": 2, "train": 2,
-                    "evaluate": 4, "report": 1}
+    # FF++ c23, FaceShifter (read from the FF++ download) and Celeb-DF v2, out of the box
+    assert jobs == {"download_dataset": 3, "download_weights": 1, "index": 3, "manifest": 3, "train": 2,
+                    "evaluate": 6, "report": 1}
+
+
+def test_every_listed_benchmark_is_planned_and_missing_folders_are_named(tmp_path, repo):
+    work = copy_workflow(repo, tmp_path)
+    text = (work / "config.yaml").read_text()
+    enabled = re.sub(r"(?m)^  # (\w+: \{dataset: \w+, split: test\})$", r"  \1", text)
+    (work / "config.yaml").write_text(enabled)
+    benchmarks = yaml.safe_load(enabled)["benchmarks"]
+    assert {"ffpp_c23", "ffpp_fsh", "celebdf_v2", "dfd", "dfdc", "dfdcp", "ffiw", "deepspeak_v1", "deepspeak_v2",
+            "celebdf_pp", "uadfv"} <= set(benchmarks)
+    proc = snakemake(work, "-n", "results/report.html")
+    out = proc.stdout + proc.stderr
+    for name in benchmarks:
+        assert f"results/eval/lnclip_df/{name}/metrics.json" in out
+        if name not in ("ffpp_c23", "ffpp_fsh"):  # the datasets given as path: and absent here
+            assert f"benchmark {name!r} needs dataset" in out and f"`{name}: ...` under benchmarks" in out
+    jobs = planned(work, "results/report.html")
+    datasets = len({b["dataset"] for b in benchmarks.values()})
+    assert jobs["evaluate"] == 2 * len(benchmarks) and jobs["download_dataset"] == jobs["index"] == datasets
 
 
 def test_lint_is_clean(fresh):
@@ -329,3 +349,41 @@ def test_report_table_shows_each_evaluations_video_auroc(demo):
     assert parser.cells.keys() == expected.keys()
     for pair, value in expected.items():
         assert parser.cells[pair] == pytest.approx(value, abs=0.01), pair
+
+
+def test_imported_crops_skip_face_detection(tmp_path, repo):
+    """A DeepfakeBench tree in the config: index -> import_crops -> manifest, no faces job."""
+    import cv2
+    import numpy as np
+
+    (tmp_path / "wf").mkdir()
+    work = copy_workflow(repo, tmp_path / "wf")
+    root = tmp_path / "Celeb-DF-v2"
+    root.mkdir()
+    (root / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n")
+    pngs = {}
+    for offset, rel in enumerate(("Celeb-real/frames/id0_0000", "Celeb-synthesis/frames/id0_id1_0000")):
+        (root / rel).mkdir(parents=True)
+        for i in (0, 9, 18):
+            ok, buf = cv2.imencode(".png", np.full((16, 16, 3), i * 5 + 100 * offset, np.uint8))
+            pngs[f"{rel}/{i:03d}.png"] = buf.tobytes()
+            (root / rel / f"{i:03d}.png").write_bytes(buf.tobytes())
+    cfg = yaml.safe_load((work / "config/demo.yaml").read_text())
+    cfg["datasets"]["cdf_dfb"] = {"adapter": "deepfakebench", "source": {"path": str(root)},
+                                  "options": {"dataset": "celebdf"}}
+    cfg["benchmarks"]["cdf_dfb"] = {"dataset": "cdf_dfb", "split": "test"}
+    (work / "config/imported.yaml").write_text(yaml.safe_dump(cfg))
+
+    proc = snakemake(work, "--configfile", "config/imported.yaml", "--cores", "1", "results/demo/cdf_dfb/stats.json")
+    out = proc.stdout + proc.stderr
+    assert "rule import_crops" in out or "(Rule: import_crops)" in out
+    assert "rule faces" not in out and "(Rule: faces)" not in out
+    stats = json.loads((work / "results/demo/cdf_dfb/stats.json").read_text())
+    assert (stats["videos"], stats["faces"]) == (2, 6)
+    assert stats["completeness"][0]["message"].startswith("CDFv2 test: 2 of 518 videos found")
+    frames = pl.read_parquet(work / "results/demo/cdf_dfb/frames.parquet")
+    import webdataset as wds
+
+    stored = {s["__key__"]: s["png"] for tar in sorted(set(frames["shard"]))
+              for s in wds.WebDataset(str(work / tar), shardshuffle=False)}
+    assert len(stored) == 6 and sorted(stored.values()) == sorted(pngs.values())  # the PNG bytes, unchanged

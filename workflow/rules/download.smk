@@ -3,7 +3,20 @@
 # data rewrites the same bytes, so nothing downstream reruns; a changed source re-indexes.
 
 
+from pipeline.download import missing_sources
+
+for message in missing_sources(config):
+    logger.warning(f"Warning: {message}")
+
+
 rule download_dataset:
+    input:
+        # a `dataset:` source reads another entry's files: that entry's download comes first
+        upstream=lambda wc: [
+            L.dataset_marker(s)
+            for s in [config["datasets"][wc.ds]["source"].get("dataset")]
+            if s
+        ],
     output:
         marker=L.dataset_marker("{ds}"),
     log:

@@ -8,6 +8,7 @@ checkpoint index:
         marker=L.dataset_marker("{ds}"),
     output:
         videos=L.videos("{ds}"),
+        completeness=L.completeness("{ds}"),
     log:
         L.log("index", "{ds}"),
     benchmark:
