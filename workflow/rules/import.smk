@@ -13,6 +13,7 @@ ruleorder: import_crops > faces
 
 rule import_crops:
     input:
+        force_damaged,
         videos=L.videos("{ds}"),
     output:
         tar=L.shard("{ds}", "{split}", "{chunk}", "tar"),
