@@ -16,7 +16,7 @@ def _index(a):
     from pipeline.index import build_index
 
     df = build_index(a.dataset, a.adapter, a.root, json.loads(a.options), a.out, chunk_size=a.chunk_size,
-                     threads=a.threads)
+                     chunk_seed=a.chunk_seed, threads=a.threads)
     print(f"{a.out}: {df.height} videos")
 
 
@@ -28,6 +28,13 @@ def _faces(a):
                           backend_options=json.loads(a.backend_options), num_frames=a.num_frames,
                           size=a.size, scale=a.scale, threads=a.threads)
     print(json.dumps(stats))
+
+
+def _import(a):
+    from pipeline.importing import import_chunk
+    from pipeline.index import select_chunk
+
+    print(json.dumps(import_chunk(select_chunk(a.videos, a.split, a.chunk), a.tar, a.table, a.num_frames)))
 
 
 def _manifest(a):
@@ -74,29 +81,28 @@ def _predict(a):
 
 
 def _report(a):
-    from pipeline.config import load, model_config
+    from pipeline.config import load
+    from pipeline.layout import from_config
     from pipeline.report import report_from_workflow
 
     config = load(a.config)
-    results = Path(config.get("results", "results"))
-    models, benches = list(config["models"]), list(config["benchmarks"])
-    datasets = sorted({model_config(config, m)["data"]["dataset"] for m in models}
-                      | {b["dataset"] for b in config["benchmarks"].values()})
-    pairs = [(m, b) for m in models for b in benches if (results / "eval" / m / b / "metrics.json").is_file()]
-    report_from_workflow(
-        a.out or results / "report.html",
-        metrics=[results / "eval" / m / b / "metrics.json" for m, b in pairs],
-        scores=[results / "eval" / m / b / "scores.parquet" for m, b in pairs],
-        train_logs=[p for m in models if (p := results / "models" / m / "train_log.parquet").is_file()],
-        stats=[p for ds in datasets if (p := results / ds / "stats.json").is_file()],
-        markers=[p for ds in datasets if (p := Path(f"resources/datasets/{ds}.done")).is_file()],
-        models=models, benchmarks=benches, datasets=datasets, config=config,
-        title=config.get("report", {}).get("title", "LNCLIP-DF"), demo=bool(config.get("demo", False)))
-    print(a.out or results / "report.html")
+    out = a.out or from_config(config).report()
+    report_from_workflow(out, config, require_all=False)
+    print(out)
+
+
+def _chunk_args(p) -> None:
+    """The arguments of a verb that writes one chunk's shard."""
+    p.add_argument("--videos", required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--chunk", type=int, required=True)
+    p.add_argument("--tar", required=True)
+    p.add_argument("--table", required=True)
 
 
 def main(argv=None) -> int:
     from pipeline import logs
+    from pipeline.adapters import ADAPTERS
 
     ap = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="verb", required=True)
@@ -107,20 +113,17 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("index", help="list and probe a dataset's videos -> videos.parquet")
     p.add_argument("dataset")
-    p.add_argument("--adapter", required=True, choices=["csv", "ffpp", "celebdf"])
+    p.add_argument("--adapter", required=True, choices=sorted(ADAPTERS))
     p.add_argument("--root", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--options", default="{}", help="adapter options as JSON")
     p.add_argument("--chunk-size", type=int, default=64)
+    p.add_argument("--chunk-seed", type=int, default=0, help="seeds the shuffled order of videos in chunks")
     p.add_argument("--threads", type=int, default=4)
     p.set_defaults(func=_index)
 
     p = sub.add_parser("faces", help="face crops of one chunk -> WebDataset tar + Parquet")
-    p.add_argument("--videos", required=True)
-    p.add_argument("--split", required=True)
-    p.add_argument("--chunk", type=int, required=True)
-    p.add_argument("--tar", required=True)
-    p.add_argument("--table", required=True)
+    _chunk_args(p)
     p.add_argument("--backend", default="dlib")
     p.add_argument("--backend-options", default='{"upsample": 1}')
     p.add_argument("--num-frames", type=int, default=32)
@@ -128,6 +131,11 @@ def main(argv=None) -> int:
     p.add_argument("--scale", type=float, default=1.3)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_faces)
+
+    p = sub.add_parser("import", help="existing face crops of one chunk (importer adapters) -> tar + Parquet")
+    _chunk_args(p)
+    p.add_argument("--num-frames", type=int, default=32)
+    p.set_defaults(func=_import)
 
     p = sub.add_parser("manifest", help="shard tables -> frames.parquet, pairs.parquet, stats.json")
     p.add_argument("--videos", required=True)

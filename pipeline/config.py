@@ -9,6 +9,8 @@ change, so a rule that received the whole config would rerun on any edit (DESIGN
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 
 import yaml
@@ -64,18 +66,52 @@ def check_config(config: dict) -> None:
     for name, ds in datasets.items():
         if "demo" in ds["source"] and ds["adapter"] != "csv":
             raise ConfigError(f"datasets.{name}: a demo source writes labels.csv; use adapter: csv")
+        other = ds["source"].get("dataset")
+        if other is not None and (other not in datasets or "dataset" in datasets[other]["source"]):
+            raise ConfigError(f"datasets.{name}.source.dataset: {other!r} must be another entry under datasets "
+                              f"with its own source (known: {', '.join(datasets)})")
 
 
-def dataset_params(config: dict, dataset: str) -> dict:
-    """What the download and index of one dataset depend on.
+def used_datasets(config: dict) -> list[str]:
+    """The datasets that some model trains or validates on, or some benchmark tests: only these are
+    fetched and processed."""
+    return sorted(dataset_splits(config))
 
-    The seed matters only to generated (demo) data: changing it must not re-download FF++ or redo
-    its face crops.
+
+def dataset_splits(config: dict) -> dict[str, list[str]]:
+    """Dataset -> the splits that a model or benchmark reads. Only these get face crops (a dataset used
+    only as a test benchmark is not cropped for its training videos)."""
+    used: dict[str, set[str]] = {}
+    for model in config["models"]:
+        data = model_config(config, model)["data"]
+        used.setdefault(data["dataset"], set()).update(s for s in (data["train_split"], data.get("val_split"))
+                                                        if s)
+    for bench in config["benchmarks"].values():
+        used.setdefault(bench["dataset"], set()).add(bench["split"])
+    return {ds: sorted(splits) for ds, splits in sorted(used.items())}
+
+
+def _generated(config: dict, dataset: str) -> bool:
+    return "demo" in config["datasets"][dataset]["source"]
+
+
+def download_params(config: dict, dataset: str) -> dict:
+    """What fetching one dataset depends on: its source only (an adapter option never re-downloads).
+
+    The seed matters only to generated (demo) data: changing it must not re-download FF++.
     """
+    return {"source": config["datasets"][dataset]["source"],
+            "seed": config["seed"] if _generated(config, dataset) else None}
+
+
+def index_params(config: dict, dataset: str) -> dict:
+    """What the index of one dataset depends on: the adapter, its options, where the files are, and
+    how videos are dealt into faces jobs (the chunk order is seeded by ``faces.chunk_seed``, not the
+    global seed, so a new training seed never re-crops real data)."""
     ds = config["datasets"][dataset]
-    generated = "demo" in ds["source"]
-    return {"adapter": ds["adapter"], "source": ds["source"], "options": ds.get("options", {}),
-            "seed": config["seed"] if generated else None}
+    faces = config["faces"]
+    return {"adapter": ds["adapter"], "options": ds.get("options", {}), "source": ds["source"],
+            "chunk_size": faces["chunk_size"], "chunk_seed": faces.get("chunk_seed", 0)}
 
 
 def weights_params(config: dict, name: str) -> dict:
@@ -98,10 +134,15 @@ def train_params(config: dict, model: str) -> dict:
 
 
 def weights_id(config: dict, name: str) -> str:
-    """A stable description of a weights entry (hub id, path, or 'random:<name>')."""
+    """A stable description of what a weights entry resolves to: the hub id or path, or for randomly
+    initialised weights a digest of their settings and seed, so that any change retrains the models
+    that use them."""
     entry = config["weights"][name]
     kind, value = next(iter(entry.items()))
-    return value if kind in ("hub", "path") else f"random:{name}"
+    if kind in ("hub", "path"):
+        return value
+    spec = json.dumps(weights_params(config, name), sort_keys=True, default=str)
+    return f"random:{name}:{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
 
 
 def evaluate_params(config: dict, bench: str) -> dict:

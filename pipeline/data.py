@@ -4,8 +4,11 @@
   image size, /255, CLIP mean/std (METHOD_REFERENCE §4.2).
 * :class:`Augmenter` - the training augmentations of METHOD_REFERENCE §4.3 in PIL (no torchvision):
   horizontal flip, affine, Gaussian blur, brightness/contrast, JPEG; each with its own probability.
-* :func:`shard_dataset` / :func:`make_loader` - samples from the face-crop shards (``{key}.png`` +
-  ``{key}.json``, see ``tables.py``), optionally restricted to a set of keys, batched by a DataLoader.
+* :class:`ShardCrops` + :func:`epoch_order` - training: random access to the crops listed in a
+  frames table, read in a seeded permutation of the whole training set each epoch, so every batch is
+  a fair sample of it however the shards are ordered or filled on disk.
+* :func:`shard_dataset` - evaluation: the crops of some shards streamed in order.
+* :func:`make_loader` - either of them batched by a DataLoader.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import io
 import json
 import math
 import random
+import tarfile
 from functools import partial
 
 import numpy as np
@@ -157,20 +161,87 @@ def _in_keys(keys: frozenset, sample: dict) -> bool:
     return sample["__key__"] in keys
 
 
-def _decode(sample: dict, *, image_size: int, augmenter: Augmenter | None, seed: int, epoch: int) -> dict:
-    key = sample["__key__"]
-    info = json.loads(sample["json"])
-    img = Image.open(io.BytesIO(sample["png"]))
+def _decode_png(png: bytes, *, key: str, image_size: int, augmenter: Augmenter | None, seed: int,
+                epoch: int) -> torch.Tensor:
+    img = Image.open(io.BytesIO(png))
     img.load()
     if augmenter is not None:
         img = augmenter(img, random.Random(derive_seed(seed, epoch, key)))
+    return preprocess(img, image_size)
+
+
+def _decode(sample: dict, *, image_size: int, augmenter: Augmenter | None, seed: int, epoch: int) -> dict:
+    key = sample["__key__"]
+    info = json.loads(sample["json"])
     return {
-        "pixel_values": preprocess(img, image_size),
+        "pixel_values": _decode_png(sample["png"], key=key, image_size=image_size, augmenter=augmenter,
+                                    seed=seed, epoch=epoch),
         "label": int(info["label"]),
         "key": key,
         "video_id": info["video_id"],
         "shard": sample.get("__url__"),
     }
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The order in which one epoch visits ``n`` training crops: a permutation seeded by (seed, epoch)."""
+    return np.random.default_rng(derive_seed(seed, epoch, "order")).permutation(n).tolist()
+
+
+class ShardCrops(torch.utils.data.Dataset):
+    """Random access to the crops listed in a FRAMES table (rows with a ``key``), by row number.
+
+    Each process indexes a shard's members (name -> offset, size) the first time it reads from it
+    and keeps the file open, so an item costs one seek and one read. Labels and video ids come from
+    the table (the manifest checked them against the shards). Augmentations are seeded by (seed,
+    epoch, key): a crop gets the same pixels whatever the worker count or the order.
+    """
+
+    def __init__(self, frames, *, image_size: int, augment: dict | None, seed: int):
+        crops = frames.filter(frames["key"].is_not_null())
+        self.shards = crops["shard"].to_list()
+        self.keys = crops["key"].to_list()
+        self.labels = crops["label"].to_list()
+        self.video_ids = crops["video_id"].to_list()
+        self.image_size, self.seed, self.epoch = image_size, seed, 0
+        self.augmenter = Augmenter(augment) if augment is not None else None
+        self._members: dict[str, dict[str, tuple[int, int]]] = {}
+        self._files: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _read(self, shard: str, name: str) -> bytes:
+        if shard not in self._members:
+            with tarfile.open(shard) as tar:
+                self._members[shard] = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+            self._files[shard] = open(shard, "rb")
+        try:
+            offset, size = self._members[shard][name]
+        except KeyError:
+            raise FileNotFoundError(f"shard {shard} has no member {name!r}: the frames table and the shard "
+                                    "disagree; rerun the workflow to rebuild them") from None
+        fh = self._files[shard]
+        fh.seek(offset)
+        return fh.read(size)
+
+    def __getitem__(self, i: int) -> dict:
+        key, shard = self.keys[i], self.shards[i]
+        png = self._read(shard, f"{key}.png")
+        return {
+            "pixel_values": _decode_png(png, key=key, image_size=self.image_size, augmenter=self.augmenter,
+                                        seed=self.seed, epoch=self.epoch),
+            "label": int(self.labels[i]),
+            "key": key,
+            "video_id": self.video_ids[i],
+            "shard": shard,
+        }
+
+    def __getstate__(self):  # worker processes open their own files
+        return {**self.__dict__, "_members": {}, "_files": {}}
 
 
 def shard_dataset(
@@ -220,15 +291,17 @@ def collate(samples: list[dict]) -> dict:
     }
 
 
-def make_loader(dataset, batch_size: int, workers: int, drop_last: bool):
+def make_loader(dataset, batch_size: int, workers: int, drop_last: bool, order: list[int] | None = None):
     """A ``torch.utils.data.DataLoader`` batching ``dataset`` with :func:`collate`.
 
-    With several workers each worker reads its own shards and batches them itself, so with
-    ``drop_last`` each worker may drop its own remainder.
+    ``order``: for a :class:`ShardCrops`, the item order (batches are then the same whatever the
+    worker count). For a streamed :func:`shard_dataset` each worker reads its own shards and batches
+    them itself, so with ``drop_last`` each worker may drop its own remainder.
     """
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
+        sampler=order,
         num_workers=workers,
         collate_fn=collate,
         drop_last=drop_last,

@@ -9,6 +9,7 @@ shows about the data.
 
 from __future__ import annotations
 
+import json
 
 import polars as pl
 
@@ -65,9 +66,26 @@ def data_stats(dataset: str, videos: pl.DataFrame, frames: pl.DataFrame) -> dict
     }
 
 
-def build_manifest(videos_parquet, shard_parquets: list, out_frames, out_pairs, out_stats) -> dict:
-    """Concatenate the shard tables, check them against the index, write the three outputs."""
-    videos = pl.read_parquet(videos_parquet)
+def completeness_summary(videos_parquet) -> list[dict]:
+    """The index's official-protocol checks (``completeness.json`` beside ``videos.parquet``),
+    without the full id lists, for ``stats.json`` and the report."""
+    from pipeline.index import completeness_path
+
+    path = completeness_path(videos_parquet)
+    if not path.is_file():
+        return []
+    keys = ("name", "split", "complete", "message", "expected", "found")
+    return [{k: c[k] for k in keys} for c in json.loads(path.read_text())["checks"]]
+
+
+def build_manifest(videos_parquet, shard_parquets: list, out_frames, out_pairs, out_stats,
+                   splits: list[str] | None = None) -> dict:
+    """Concatenate the shard tables, check them against the index, write the three outputs.
+
+    ``splits``: the splits whose faces were extracted (all when None); pairs always cover the whole
+    index, the frame table and the statistics only these splits."""
+    all_videos = pl.read_parquet(videos_parquet)
+    videos = all_videos if splits is None else all_videos.filter(pl.col("split").is_in(splits))
     dataset = videos["dataset"][0] if videos.height else "?"
     parts = [pl.read_parquet(p) for p in sorted(map(str, shard_parquets))]
     frames = pl.concat(parts) if parts else tables.empty(tables.FRAMES)
@@ -83,7 +101,8 @@ def build_manifest(videos_parquet, shard_parquets: list, out_frames, out_pairs, 
         raise ValueError(f"{dataset}: duplicate shard keys, e.g. {dup['key'][0]!r}")
 
     tables.write_parquet(frames, out_frames, tables.FRAMES, "frames")
-    tables.write_parquet(build_pairs(videos), out_pairs, tables.PAIRS, "pairs")
+    tables.write_parquet(build_pairs(all_videos), out_pairs, tables.PAIRS, "pairs")
     stats = data_stats(dataset, videos, frames)
+    stats["completeness"] = completeness_summary(videos_parquet)
     write_json(out_stats, stats, sort_keys=True)
     return stats

@@ -374,6 +374,7 @@ def _dataset_rows(datasets: list[dict]) -> tuple[list[dict], list[str]]:
                 "face_rate": rate,
                 "failures": [_num(fails.get(r)) if r in fails else DASH for r in reasons],
                 "without_crops": _num(st.get("videos_without_crops")),
+                "incomplete": [c["message"] for c in st.get("completeness") or [] if not c.get("complete")],
             }
         )
     return rows, reasons
@@ -647,44 +648,35 @@ def build_report(
             "models": models, "benchmarks": benches}
 
 
-def report_from_workflow(
-    out_html,
-    *,
-    metrics: list,
-    scores: list,
-    train_logs: list,
-    stats: list,
-    markers: list,
-    models: list[str],
-    benchmarks: list[str],
-    datasets: list[str],
-    config: dict,
-    title: str,
-    demo: bool,
-) -> dict:
-    """Gather the workflow's outputs (laid out as in DESIGN.md §3) into :func:`build_report`.
+def report_from_workflow(out_html, config: dict, *, require_all: bool = True) -> dict:
+    """Gather a config's workflow outputs (paths from ``pipeline.layout``) into :func:`build_report`.
 
-    Paths are matched to names by their folders: ``eval/{model}/{bench}/metrics.json``,
-    ``models/{model}/train_log.parquet``, ``{ds}/stats.json``; download markers
-    ``resources/datasets/{ds}.done`` give the datasets' checksums.
+    ``require_all=False`` (the command line's ``report`` verb) reports whatever has been computed so
+    far and leaves out evaluations, training logs and statistics that do not exist yet.
     """
     from . import __version__
-    from .config import model_config
+    from .config import model_config, report_params, used_datasets
+    from .layout import from_config
     from .provenance import git_revision, package_versions
 
-    by_pair = {(Path(p).parent.parent.name, Path(p).parent.name): p for p in metrics}
-    score_by_pair = {(Path(p).parent.parent.name, Path(p).parent.name): p for p in scores}
-    evaluations = [{"model": m, "benchmark": b, "metrics_path": by_pair[(m, b)],
-                    "scores_path": score_by_pair[(m, b)]}
-                   for m in models for b in benchmarks if (m, b) in by_pair]
-    stats_by = {Path(p).parent.name: p for p in stats}
-    marker_by = {Path(p).name.removesuffix(".done"): p for p in markers}
-    dataset_entries = [{"name": ds, "stats_path": stats_by[ds], "checksums": marker_by.get(ds, {})}
-                       for ds in datasets if ds in stats_by]
-    log_by = {Path(p).parent.name: p for p in train_logs}
-    trainings = [{"model": m, "log_path": log_by[m], "config": model_config(config, m)}
-                 for m in models if m in log_by]
+    L = from_config(config)
+    models, benchmarks = list(config["models"]), list(config["benchmarks"])
+
+    def have(path: str) -> bool:
+        if Path(path).is_file():
+            return True
+        if require_all:
+            raise FileNotFoundError(f"report: {path} does not exist; run the workflow to produce it")
+        return False
+
+    evaluations = [{"model": m, "benchmark": b, "metrics_path": L.metrics(m, b), "scores_path": L.scores(m, b)}
+                   for m in models for b in benchmarks if have(L.metrics(m, b)) and have(L.scores(m, b))]
+    dataset_entries = [{"name": ds, "stats_path": L.stats(ds),
+                        "checksums": L.dataset_marker(ds) if Path(L.dataset_marker(ds)).is_file() else {}}
+                       for ds in used_datasets(config) if have(L.stats(ds))]
+    trainings = [{"model": m, "log_path": L.train_log(m), "config": model_config(config, m)}
+                 for m in models if have(L.train_log(m))]
     provenance = {"config": config, "code_version": git_revision(), "pipeline_version": __version__,
                   "packages": package_versions()}
     return build_report(out_html, evaluations=evaluations, datasets=dataset_entries, trainings=trainings,
-                        provenance=provenance, title=title, demo=demo)
+                        provenance=provenance, **report_params(config))

@@ -22,7 +22,7 @@ import polars as pl
 import torch
 from safetensors.torch import load_file, save_file
 
-from .data import derive_seed, make_loader, shard_dataset
+from .data import ShardCrops, derive_seed, epoch_order, make_loader
 from .files import replacing, write_json
 from .losses import LossConfig, slerp_augment, slerp_expand
 from .metrics import binary_metrics, video_scores
@@ -44,6 +44,7 @@ LOG_SCHEMA = {
     "unif": pl.Float64,
     "acc": pl.Float64,  # train accuracy of the step (on the features the loss saw)
     "batch": pl.Int32,
+    "fake_fraction": pl.Float64,  # share of fake crops in the step's batch (before slerp expansion)
     "seconds": pl.Float64,  # wall time of the step / of the validation
     "frame_auroc": pl.Float64,
     "video_auroc": pl.Float64,
@@ -228,6 +229,7 @@ def train_step(detector, opt, batch, lr, loss_fn, slerp_cfg, slerp_gen, device) 
         group["lr"] = lr
     x = batch["pixel_values"].to(device, non_blocking=True)
     y = batch["labels"].to(device, non_blocking=True)
+    fake_fraction = float(batch["labels"].float().mean())
 
     with autocast(device):
         features = detector.features(x)
@@ -251,6 +253,7 @@ def train_step(detector, opt, batch, lr, loss_fn, slerp_cfg, slerp_gen, device) 
         **{k: float(v) for k, v in parts.items()},
         "acc": float(acc),
         "batch": int(y.shape[0]),
+        "fake_fraction": fake_fraction,
         "seconds": time.time() - t0,
     }
 
@@ -293,8 +296,6 @@ def train_model(
     val = crops.filter(_split_filter("split", d["val_split"]))
     if train.height == 0:
         raise ValueError(f"{frames_path}: no crops in train split {d['train_split']!r}")
-    train_tars = sorted(train.get_column("shard").unique().to_list())
-    train_keys = set(train.get_column("key").to_list())
     n_train = train.height
     batch_size = int(o["batch_size"])
     if n_train < batch_size:
@@ -356,18 +357,12 @@ def train_model(
     )
 
     t_start = time.time()
+    dataset = ShardCrops(train, image_size=detector.image_size, augment=cfg.get("augment"), seed=seed)
     for epoch in range(start_epoch, epochs):
         detector.train()
-        dataset = shard_dataset(
-            train_tars,
-            train_keys,
-            train=True,
-            image_size=detector.image_size,
-            seed=seed,
-            epoch=epoch,
-            augment=cfg.get("augment"),
-        )
-        loader = make_loader(dataset, batch_size=batch_size, workers=workers, drop_last=True)
+        dataset.set_epoch(epoch)
+        order = epoch_order(len(dataset), seed, epoch)
+        loader = make_loader(dataset, batch_size=batch_size, workers=workers, drop_last=True, order=order)
         slerp_gen = torch.Generator().manual_seed(derive_seed(seed, epoch, "slerp"))
         n_steps = 0
         for i, batch in enumerate(loader):

@@ -88,7 +88,3 @@ def _hub_error_hint(name: str, repo_id: str, err: Exception) -> str | None:
                 "network, HF_ENDPOINT, and HF_HUB_OFFLINE unset or 0), or download the model elsewhere and use "
                 f"weights.{name}.path")
     return None
-
-
-def weights_dir(entry: dict, dest: str | Path) -> Path:
-    return Path(entry["path"]) if "path" in entry else Path(dest)

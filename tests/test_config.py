@@ -63,6 +63,17 @@ def test_references_to_missing_entries_name_the_key(cfg):
         pconfig.check_config(bad)
 
 
+def test_dataset_source_must_name_an_entry_with_its_own_source(cfg):
+    bad = copy.deepcopy(cfg)
+    bad["datasets"]["copy"] = {"adapter": "ffpp", "source": {"dataset": "nope"}}
+    with pytest.raises(pconfig.ConfigError, match=r"datasets\.copy\.source\.dataset: 'nope' must be another"):
+        pconfig.check_config(bad)
+    bad["datasets"]["copy2"] = {"adapter": "ffpp", "source": {"dataset": "copy"}}
+    bad["datasets"]["copy"]["source"] = {"dataset": "copy2"}
+    with pytest.raises(pconfig.ConfigError, match="with its own source"):
+        pconfig.check_config(bad)
+
+
 def test_model_config_merges_defaults_and_overrides(repo):
     cfg = pconfig.load(repo / "config.yaml")
     probe = pconfig.model_config(cfg, "linear_probe")
@@ -87,7 +98,40 @@ def test_rule_params_hold_only_what_the_rule_depends_on(repo):
     assert pconfig.train_params(more, "lnclip_df") == train
     assert pconfig.faces_params(more) == faces
     assert pconfig.evaluate_params(more, "demo") != ev
-    assert train["model"]["backbone"] == "random:tiny_clip"
+    assert train["model"]["backbone"].startswith("random:tiny_clip:")
+
+
+def test_random_weights_settings_reach_training(repo):
+    """Whatever a weights entry resolves to is part of the models' training params: a change retrains."""
+    cfg = pconfig.load(repo / "config/demo.yaml")
+    before = pconfig.train_params(cfg, "lnclip_df")
+    wider = copy.deepcopy(cfg)
+    wider["weights"]["tiny_clip"]["random"]["hidden_size"] *= 2
+    assert pconfig.train_params(wider, "lnclip_df") != before
+    assert pconfig.weights_params(wider, "tiny_clip") != pconfig.weights_params(cfg, "tiny_clip")
+    hub = copy.deepcopy(cfg)
+    hub["weights"]["tiny_clip"] = {"hub": "openai/clip-vit-large-patch14"}
+    assert pconfig.train_params(hub, "lnclip_df")["model"]["backbone"] == "openai/clip-vit-large-patch14"
+
+
+def test_adapter_options_reindex_without_redownloading(repo):
+    cfg = pconfig.load(repo / "config.yaml")
+    edited = copy.deepcopy(cfg)
+    edited["datasets"]["ffpp_c23"]["options"]["methods"] = ["real", "DF"]
+    assert pconfig.download_params(edited, "ffpp_c23") == pconfig.download_params(cfg, "ffpp_c23")
+    assert pconfig.index_params(edited, "ffpp_c23") != pconfig.index_params(cfg, "ffpp_c23")
+    moved = copy.deepcopy(cfg)
+    moved["datasets"]["ffpp_c23"]["source"] = {"path": "/data/ffpp"}
+    assert pconfig.download_params(moved, "ffpp_c23") != pconfig.download_params(cfg, "ffpp_c23")
+    assert pconfig.index_params(moved, "ffpp_c23") != pconfig.index_params(cfg, "ffpp_c23")
+
+
+def test_only_used_splits_are_listed(repo):
+    cfg = pconfig.load(repo / "config.yaml")
+    splits = pconfig.dataset_splits(cfg)
+    assert splits["ffpp_c23"] == ["test", "train", "val"]
+    assert splits["celebdf_v2"] == ["test"]
+    assert pconfig.used_datasets(cfg) == sorted(splits)
 
 
 def test_seed_reaches_only_what_it_changes(repo):
@@ -96,16 +140,16 @@ def test_seed_reaches_only_what_it_changes(repo):
     demo = pconfig.load(repo / "config/demo.yaml")
     for cfg in (real, demo):
         validate(cfg, schema=str(repo / SCHEMA))
-    before = {name: (pconfig.dataset_params(c, ds), [pconfig.weights_params(c, w) for w in c["weights"]],
+    before = {name: (pconfig.download_params(c, ds), pconfig.index_params(c, ds), [pconfig.weights_params(c, w) for w in c["weights"]],
                      pconfig.faces_params(c), pconfig.train_params(c, next(iter(c["models"]))))
               for name, c, ds in (("real", real, "ffpp_c23"), ("demo", demo, "demo"))}
     for c in (real, demo):
         c["seed"] += 1
-    after = {name: (pconfig.dataset_params(c, ds), [pconfig.weights_params(c, w) for w in c["weights"]],
+    after = {name: (pconfig.download_params(c, ds), pconfig.index_params(c, ds), [pconfig.weights_params(c, w) for w in c["weights"]],
                     pconfig.faces_params(c), pconfig.train_params(c, next(iter(c["models"]))))
              for name, c, ds in (("real", real, "ffpp_c23"), ("demo", demo, "demo"))}
-    # real protocol: same download, weights and crops; new training
-    assert after["real"][:3] == before["real"][:3] and after["real"][3] != before["real"][3]
-    # demo: generated videos and random weights follow the seed
-    assert after["demo"][0] != before["demo"][0] and after["demo"][1] != before["demo"][1]
-    assert after["demo"][2] == before["demo"][2]
+    # real protocol: same download, index, weights and crops; new training
+    assert after["real"][:4] == before["real"][:4] and after["real"][4] != before["real"][4]
+    # demo: generated videos and random weights follow the seed; the index and crops settings do not
+    assert after["demo"][0] != before["demo"][0] and after["demo"][2] != before["demo"][2]
+    assert after["demo"][1] == before["demo"][1] and after["demo"][3] == before["demo"][3]

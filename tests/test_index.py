@@ -76,14 +76,44 @@ def test_csv_adapter_rejects_bad_labels(tmp_path):
         index.list_videos("d", "csv", tmp_path, {})
 
 
-def test_assign_chunks_is_per_split_and_deterministic():
-    df = pl.DataFrame({"video_id": [f"v{i:02d}" for i in range(7)][::-1],
-                       "split": ["train"] * 5 + ["test"] * 2})
+def ffpp_shaped_ids(n_real: int = 720) -> pl.DataFrame:
+    """Video ids as FF++ lists them on disk: all reals, then each method's fakes, grouped."""
+    ids = [f"real/{i:03d}" for i in range(n_real)]
+    for method in ("DF", "F2F", "FS", "NT"):
+        ids += [f"{method}/{i:03d}_{(i + 1) % n_real:03d}" for i in range(n_real)]
+    return pl.DataFrame({"video_id": ids, "split": "train",
+                         "label": [0 if v.startswith("real/") else 1 for v in ids]})
+
+
+def test_assign_chunks_mixes_methods_and_labels():
+    """FF++ train at its real size (3,600 videos grouped by method on disk), chunks of 64: every chunk
+    holds reals and fakes in about the split's proportion, and several methods."""
+    df = ffpp_shaped_ids()
+    out = index.assign_chunks(df, 64, seed=0)
+    per_chunk = out.group_by("chunk").agg(n=pl.len(), fake=pl.col("label").mean(),
+                                           methods=pl.col("video_id").str.split("/").list.first().n_unique())
+    assert per_chunk["n"].max() == 64 and per_chunk.height == -(-df.height // 64)
+    # the split is 80 % fake; a chunk of 64 drawn at random is within +-3.5 sd (0.05) of that
+    assert per_chunk["fake"].min() > 0.62 and per_chunk["fake"].max() < 0.98
+    assert per_chunk["methods"].min() >= 4
+
+
+def test_assign_chunks_is_seeded_deterministic_and_stable():
+    df = ffpp_shaped_ids(100)
+    a = index.assign_chunks(df, 16, seed=3)
+    assert a.equals(index.assign_chunks(df.reverse(), 16, seed=3))  # input order does not matter
+    assert not a["video_id"].equals(index.assign_chunks(df, 16, seed=4)["video_id"])
+    # adding one video keeps every other video in its place in the order
+    more = pl.concat([df, pl.DataFrame({"video_id": ["DF/new"], "split": ["train"], "label": [1]})])
+    b = index.assign_chunks(more, 16, seed=3)
+    assert b.filter(pl.col("video_id") != "DF/new")["video_id"].to_list() == a["video_id"].to_list()
+
+
+def test_assign_chunks_is_per_split():
+    df = pl.DataFrame({"video_id": [f"v{i:02d}" for i in range(7)], "split": ["train"] * 5 + ["test"] * 2})
     out = index.assign_chunks(df, 2)
     assert out.filter(pl.col("split") == "test")["chunk"].to_list() == [0, 0]
-    train = out.filter(pl.col("split") == "train")
-    assert train["video_id"].to_list() == sorted(train["video_id"].to_list())
-    assert train["chunk"].to_list() == [0, 0, 1, 1, 2]
+    assert sorted(out.filter(pl.col("split") == "train")["chunk"].to_list()) == [0, 0, 1, 1, 2]
 
 
 def test_build_index_keeps_unreadable_videos_with_a_reason(tmp_path):
@@ -104,7 +134,7 @@ def test_build_index_keeps_unreadable_videos_with_a_reason(tmp_path):
     assert rows["broken"]["error"] and rows["broken"]["frame_count"] is None
     assert rows["gone"]["error"] == "file not found"
     assert index.chunks(out) == [("test", 0), ("test", 1)]
-    assert index.select_chunk(out, "test", 1)["video_id"].to_list() == ["r"]
+    assert index.select_chunk(out, "test", 1)["video_id"].to_list() == stored["video_id"].to_list()[3:]
     assert df.height == 4
 
 

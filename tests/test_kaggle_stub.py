@@ -33,11 +33,14 @@ import hashlib
 import io
 import json
 import logging
+import random
 import socket
+import tarfile
 import threading
 import zipfile
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +54,8 @@ SLUG = "xdxd003/ff-c23"
 USER = "tester"
 KEY = "kgl-7f3c9a1e5b2d48c6a0e9f1d3b7c5a2e4"  # secret-looking; must never surface
 API_PATH = "/v1/datasets.DatasetApiService/DownloadDataset"
+COMPETITION_PATH = "/v1/competitions.CompetitionApiService/DownloadDataFiles"
+COMPETITION = "deepfake-detection-challenge"
 STORAGE_PATH = "/storage/datasets/xdxd003/ff-c23/ff-c23.zip"
 SIGNED_QUERY = "?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Expires=600&X-Goog-Signature=0123abcd"
 # Kaggle redirects to another host (storage.googleapis.com); 127.0.0.1 is "another host" than the
@@ -87,6 +92,13 @@ class StubKaggle:
         self.archive = b""
         self.api_error: tuple[int, str, bytes] | None = None  # (status, content type, body)
         self.storage_error: int | None = None
+        self.storage_path = STORAGE_PATH
+        self.cut_after: int | None = None  # next full GET: send only this many bytes, then drop the connection
+        self.down = False  # after the cut: drop every storage connection without an answer
+        self.sent: list[tuple[str | None, int, int]] = []  # (Range header, status, body bytes) per storage GET
+
+    def storage_url(self) -> str:
+        return f"http://{HOST}:{PORT}{self.storage_path}{SIGNED_QUERY}"
 
     def record(self, handler, body: bytes) -> None:
         with self.lock:
@@ -97,6 +109,8 @@ class StubKaggle:
 
 def make_handler(stub: StubKaggle):
     class Handler(BaseHTTPRequestHandler):
+        timeout = 10  # a response the client abandons (it resumes with a ranged request) cannot block
+
         def log_message(self, fmt, *args):  # keep the server quiet (stderr is under test)
             pass
 
@@ -112,28 +126,47 @@ def make_handler(stub: StubKaggle):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             stub.record(self, body)
-            if self.path != API_PATH:
+            if self.path not in (API_PATH, COMPETITION_PATH):
                 return self.send(404, b'{"code": 404, "message": "no such RPC"}',
                                  [("Content-Type", "application/json")])
             if stub.api_error is not None:
                 status, ctype, payload = stub.api_error
                 return self.send(status, payload, [("Content-Type", ctype)])
-            return self.send(302, headers=[("Location", STORAGE_URL)])
+            return self.send(302, headers=[("Location", stub.storage_url())])
 
         def do_GET(self):
             stub.record(self, b"")
-            if self.path.split("?")[0] != STORAGE_PATH:
+            if self.path.split("?")[0] != stub.storage_path:
                 return self.send(404, b"not found", [("Content-Type", "text/plain")])
             if stub.storage_error is not None:
                 return self.send(stub.storage_error, b"<Error><Code>AccessDenied</Code></Error>",
                                  [("Content-Type", "application/xml")])
-            data = stub.archive
-            return self.send(200, data, [
-                ("Content-Type", "application/zip"),
-                ("Last-Modified", formatdate(1714564800, usegmt=True)),
-                ("ETag", '"' + hashlib.md5(data).hexdigest() + '"'),
-                ("Accept-Ranges", "bytes"),
-            ])
+            if stub.down:  # an outage: the connection drops before any answer
+                self.close_connection = True
+                return None
+            data, etag = stub.archive, '"' + hashlib.md5(stub.archive).hexdigest() + '"'
+            headers = [("Content-Type", "application/octet-stream"),
+                       ("Last-Modified", formatdate(1714564800, usegmt=True)), ("ETag", etag),
+                       ("Accept-Ranges", "bytes")]
+            ranged = self.headers.get("Range")
+            if ranged and self.headers.get("If-Range", etag) == etag:  # resume: the rest of the file
+                start = int(ranged.removeprefix("bytes=").split("-")[0])
+                stub.sent.append((ranged, 206, len(data) - start))
+                return self.send(206, data[start:], headers + [
+                    ("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")])
+            if stub.cut_after is not None:  # announce the whole file, send part of it, drop the line
+                cut, stub.cut_after, stub.down = stub.cut_after, None, True
+                self.send_response(200)
+                for k, v in headers + [("Content-Length", str(len(data)))]:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data[:cut])
+                self.wfile.flush()
+                stub.sent.append((None, 200, cut))
+                self.close_connection = True
+                return None
+            stub.sent.append((None, 200, len(data)))
+            return self.send(200, data, headers)
 
     return Handler
 
@@ -322,3 +355,144 @@ def test_real_client_http_error_is_explained_and_leaves_no_archive(kaggle_env, s
     assert dest.is_dir() and list(dest.iterdir()) == []
     out, errtext = capsys.readouterr()
     assert_no_secret(out, errtext, all_log_text(caplog), str(err))
+
+
+# --------------------------------------------------------------------------------------------
+# real life: interruptions, competitions, broken and malicious archives
+
+
+def big_archive() -> bytes:
+    """A zip larger than the client's 1 MiB write chunk, so an interruption leaves a partial file."""
+    rng = random.Random(5)
+    members = dict(FFPP_MEMBERS)
+    members["FaceForensics++_C23/original/001.mp4"] = bytes(rng.getrandbits(8) for _ in range(1_600_000))
+    return make_zip(members)
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    """The client waits 2, 4, 8... s between retries; the test need not."""
+    import sys
+
+    from kaggle.api.kaggle_api_extended import KaggleApi  # noqa: F401  (``kaggle.api`` is an object)
+
+    monkeypatch.setattr(sys.modules["kaggle.api.kaggle_api_extended"].time, "sleep", lambda seconds: None)
+
+
+def test_interrupted_download_resumes_with_a_ranged_request(kaggle_env, stub, no_backoff, capsys, caplog):
+    stub.archive = big_archive()
+    total = len(stub.archive)
+    dest = kaggle_env / "resources" / "ffpp"
+    stub.cut_after = 1_300_000  # the line drops after 1.3 MB, and stays down for the client's retries
+
+    with pytest.raises(download.DownloadError, match=r"interrupted .*partial archive is kept: run the workflow "
+                                                     r"again to resume"):
+        download.fetch_kaggle(SLUG, dest)
+    partial = dest / "ff-c23.zip"
+    kept = partial.stat().st_size
+    assert 0 < kept < total and (dest / "ff-c23.zip.kaggle-partial").is_file()
+    assert partial.read_bytes() == stub.archive[:kept]
+    first = list(stub.sent)
+    assert first[0] == (None, 200, 1_300_000)
+
+    stub.down = False  # the line is back: the same call again resumes
+    stub.sent.clear()
+    info = download.fetch_kaggle(SLUG, dest)
+
+    resumed = [s for s in stub.sent if s[1] == 206]
+    assert resumed == [(f"bytes={kept}-", 206, total - kept)]  # only the missing bytes were fetched
+    assert total - kept < total and info["archive_sha256"] == hashlib.sha256(stub.archive).hexdigest()
+    assert (dest / "FaceForensics++_C23/original/000.mp4").read_bytes() == FFPP_MEMBERS[
+        "FaceForensics++_C23/original/000.mp4"]
+    assert not partial.exists() and not (dest / "ff-c23.zip.kaggle-partial").exists()
+    out, err = capsys.readouterr()
+    assert f"Resuming from {kept} bytes" in out
+    assert_no_secret(out, err, all_log_text(caplog))
+
+
+def test_competition_download_feeds_the_dfdc_adapter(kaggle_env, stub):
+    from pipeline import index
+
+    stub.storage_path = f"/storage/competitions/{COMPETITION}/{COMPETITION}.zip"
+    stub.archive = make_zip({"test/videos/aaqaifqrwn.mp4": b"v1", "test/videos/aayfryxljh.mp4": b"v2",
+                             "test/labels.csv": b"filename,label\naaqaifqrwn.mp4,1\naayfryxljh.mp4,0\n"})
+    dest = kaggle_env / "resources" / "dfdc"
+    marker = kaggle_env / "dfdc.done"
+
+    info = download.fetch_dataset("dfdc", {"kaggle_competition": COMPETITION}, dest, marker)
+
+    api_call = stub.requests[0]
+    assert (api_call["method"], api_call["path"]) == ("POST", COMPETITION_PATH)
+    assert json.loads(api_call["body"]) == {"competitionName": COMPETITION}
+    assert info["kind"] == "kaggle_competition" and info["kaggle"] == COMPETITION and info["members"] == 3
+    assert json.loads(marker.read_text())["file_count"] == 3 and not (dest / f"{COMPETITION}.zip").exists()
+    df = index.list_videos("dfdc", "dfdc", dest, {})
+    assert dict(zip(df["video_id"], df["label"])) == {"test/aaqaifqrwn": 1, "test/aayfryxljh": 0}
+
+
+def test_truncated_archive_is_detected_deleted_and_fetched_again(kaggle_env, stub):
+    whole = make_zip(FFPP_MEMBERS)
+    stub.archive = whole[: len(whole) * 2 // 3]  # a storage object cut short (its size is what is announced)
+    dest = kaggle_env / "resources" / "ffpp"
+
+    with pytest.raises(download.CorruptArchive, match=r"not a valid zip archive .*truncated.*deleted: run the "
+                                                      r"workflow again"):
+        download.fetch_kaggle(SLUG, dest)
+    assert list(dest.iterdir()) == []  # nothing extracted, the bad archive gone (else "up to date" forever)
+
+    stub.archive = whole
+    info = download.fetch_kaggle(SLUG, dest)
+    assert info["archive_sha256"] == hashlib.sha256(whole).hexdigest()
+    assert (dest / "csv/FF++_Metadata.csv").read_bytes() == FFPP_MEMBERS["csv/FF++_Metadata.csv"]
+
+
+def make_tar(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_tar_with_dotdot_member_is_refused(kaggle_env, stub):
+    stub.storage_path = f"/storage/competitions/{COMPETITION}/{COMPETITION}.tar.gz"
+    stub.archive = make_tar({"test/labels.csv": b"filename,label\n", "../evil.txt": b"pwned"})
+    dest = kaggle_env / "resources" / "dfdc"
+
+    with pytest.raises(download.DownloadError, match=r"member '\.\./evil\.txt' would be written outside"):
+        download.fetch_kaggle(COMPETITION, dest, competition=True)
+    assert not any(p.name == "evil.txt" for p in kaggle_env.rglob("*"))
+    assert [p.name for p in dest.iterdir()] == [f"{COMPETITION}.gz"]  # named after the URL's last suffix
+
+    stub.archive = make_tar({"test/labels.csv": b"filename,label\n", "test/videos/a.mp4": b"v"})
+    (dest / f"{COMPETITION}.gz").unlink()
+    info = download.fetch_kaggle(COMPETITION, dest, competition=True)
+    assert info["members"] == 2 and (dest / "test/videos/a.mp4").read_bytes() == b"v"
+
+
+def test_free_space_is_checked_before_download_and_before_extraction(kaggle_env, stub, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 5 * 10**9, 5 * 10**9))
+    dest = kaggle_env / "resources" / "ffpp"
+    with pytest.raises(download.DownloadError, match=r"'xdxd003/ff-c23' \(archive \+ files\) needs 34.0 GB free"
+                                                     r" in .*only 5.0 GB are free"):
+        download.fetch_kaggle(SLUG, dest)
+    assert stub.requests == []  # refused before any request
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 1000, 1000))
+    stub.archive = make_zip(FFPP_MEMBERS)
+    with pytest.raises(download.DownloadError, match=r"extracting ff-c23-other.zip \(3 files\) needs"):
+        download.fetch_kaggle("xdxd003/ff-c23-other", dest, api=_ArchiveWriter(stub.archive))
+    assert sorted(p.name for p in dest.iterdir()) == ["ff-c23-other.zip"]
+
+
+class _ArchiveWriter:
+    def __init__(self, data):
+        self.data = data
+
+    def dataset_download_files(self, slug, path, unzip, quiet):
+        (Path(path) / f"{slug.split('/')[1]}.zip").write_bytes(self.data)

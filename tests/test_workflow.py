@@ -155,6 +155,100 @@ def test_adding_a_benchmark_runs_only_its_branch(demo):
     assert jobs == {"download_dataset": 1, "index": 1, "manifest": 1, "evaluate": 2, "report": 1}
 
 
+@pytest.fixture
+def demo_copy(demo, tmp_path):
+    """A copy of the finished demo run (results, downloads and Snakemake's metadata) to break."""
+    work = tmp_path / "copy"
+    shutil.copytree(demo, work, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "locks"))
+    return work
+
+
+def run_demo(work: Path, cfg: str = "config/demo.yaml", *extra: str) -> subprocess.CompletedProcess:
+    return snakemake(work, "--configfile", cfg, "--cores", "2", *extra, DEMO_TARGET)
+
+
+def test_default_profile_is_in_force(demo):
+    proc = snakemake(demo, "-n", "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
+    assert "Using workflow specific profile profiles/default" in proc.stdout + proc.stderr
+
+
+def test_missing_index_rebuilds_everything_built_from_it(demo_copy):
+    """A deleted videos.parquet (what a failed index leaves) is rebuilt with all that depends on it."""
+    (demo_copy / "results/demo/demo_shift/videos.parquet").unlink()
+    jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
+    assert jobs == {"index": 1, "manifest": 1, "evaluate": 2, "report": 1}
+    (demo_copy / "results/demo/demo/videos.parquet").unlink()
+    jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
+    assert jobs == {"index": 2, "manifest": 2, "train": 2, "evaluate": 4, "report": 1}
+
+
+def test_failed_index_does_not_leave_stale_results(demo_copy):
+    """An edit makes the index fail (Snakemake deletes videos.parquet); once the edit is undone, one
+    run rebuilds the index and everything downstream, and then nothing is left to do."""
+    cfg = demo_variant(demo_copy, "bad_list", lambda c: c["datasets"]["demo_shift"].update(
+        options={"file": "no_such_list.csv"}))
+    proc = snakemake(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET, check=False)
+    assert proc.returncode != 0
+    assert "no_such_list.csv" in proc.stdout + proc.stderr  # the cause, on the console
+    assert not (demo_copy / "results/demo/demo_shift/videos.parquet").exists()
+    jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
+    assert jobs == {"index": 1, "manifest": 1, "evaluate": 2, "report": 1}
+    run_demo(demo_copy)
+    assert planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {}
+
+
+def test_adapter_option_and_source_edits_take_one_run(demo_copy):
+    # An adapter option re-indexes without re-downloading, in one run.
+    cfg = demo_variant(demo_copy, "opt", lambda c: c["datasets"]["demo_shift"].update(options={"file": "labels.csv"}))
+    jobs = planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET)
+    assert jobs == {"index": 1, "manifest": 1, "evaluate": 2, "report": 1}  # no download_dataset
+    run_demo(demo_copy, cfg)
+    assert planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {}
+    # A source edit re-fetches and re-indexes (and re-crops the new videos), in one run.
+    cfg = demo_variant(demo_copy, "src", lambda c: (c["datasets"]["demo_shift"].update(options={"file": "labels.csv"}),
+                                                     c["datasets"]["demo_shift"]["source"]["demo"].update(frames=20)))
+    jobs = planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET)
+    assert jobs == {"download_dataset": 1, "index": 1, "manifest": 1, "evaluate": 2, "report": 1}
+    run_demo(demo_copy, cfg)
+    assert planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {}
+    assert pl.read_parquet(demo_copy / "results/demo/demo_shift/videos.parquet")["frame_count"].max() == 20
+
+
+def test_weights_settings_edit_retrains(demo):
+    cfg = demo_variant(demo, "wider", lambda c: c["weights"]["tiny_clip"]["random"].update(hidden_size=96))
+    assert planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {
+        "download_weights": 1, "train": 2, "evaluate": 4, "report": 1}
+
+
+def test_benchmark_on_one_split_crops_only_that_split(demo_copy):
+    def add(c):
+        c["datasets"]["demo_extra"] = {"adapter": "csv", "source": {"demo": {
+            "counts": {"train": 2, "test": 2}, "frames": 12, "style": "texture"}}}
+        c["benchmarks"]["demo_extra"] = {"dataset": "demo_extra", "split": "test"}
+
+    cfg = demo_variant(demo_copy, "one_split", add)
+    run_demo(demo_copy, cfg)
+    shards = sorted(p.name for p in (demo_copy / "results/demo/demo_extra/shards").iterdir())
+    assert shards == ["test-00000.parquet", "test-00000.tar"]
+    videos = pl.read_parquet(demo_copy / "results/demo/demo_extra/videos.parquet")
+    assert sorted(set(videos["split"])) == ["test", "train"]  # the index lists both
+    stats = json.loads((demo_copy / "results/demo/demo_extra/stats.json").read_text())
+    n_test = videos.filter(pl.col("split") == "test").height
+    assert n_test < videos.height and stats["videos"] == n_test and stats["videos_by_split"] == {"test": n_test}
+
+
+def test_failing_download_prints_its_cause(demo_copy):
+    def add(c):
+        c["datasets"]["gated"] = {"adapter": "celebdf", "source": {"path": "/nonexistent/Celeb-DF-v2"}}
+        c["benchmarks"]["gated"] = {"dataset": "gated", "split": "test"}
+
+    cfg = demo_variant(demo_copy, "gated", add)
+    proc = snakemake(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET, check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "datasets.gated.source.path: /nonexistent/Celeb-DF-v2 does not exist" in out
+
+
 def test_bad_config_value_fails_naming_the_key(demo):
     cfg = demo_variant(demo, "bad", lambda c: c["faces"].update(num_frames="many"))
     proc = snakemake(demo, "-n", "--configfile", cfg, "--cores", "2", DEMO_TARGET, check=False)
@@ -169,8 +263,28 @@ def fresh(tmp_path_factory, repo):
 
 def test_real_config_plans_the_protocol_without_data_or_credentials(fresh):
     jobs = planned(fresh, "results/report.html")
-    assert jobs == {"download_dataset": 2, "download_weights": 1, "index": 2, "manifest": 2, "train": 2,
-                    "evaluate": 4, "report": 1}
+    # FF++ c23, FaceShifter (read from the FF++ download) and Celeb-DF v2, out of the box
+    assert jobs == {"download_dataset": 3, "download_weights": 1, "index": 3, "manifest": 3, "train": 2,
+                    "evaluate": 6, "report": 1}
+
+
+def test_every_listed_benchmark_is_planned_and_missing_folders_are_named(tmp_path, repo):
+    work = copy_workflow(repo, tmp_path)
+    text = (work / "config.yaml").read_text()
+    enabled = re.sub(r"(?m)^  # (\w+: \{dataset: \w+, split: test\})$", r"  \1", text)
+    (work / "config.yaml").write_text(enabled)
+    benchmarks = yaml.safe_load(enabled)["benchmarks"]
+    assert {"ffpp_c23", "ffpp_fsh", "celebdf_v2", "dfd", "dfdc", "dfdcp", "ffiw", "deepspeak_v1", "deepspeak_v2",
+            "celebdf_pp", "uadfv"} <= set(benchmarks)
+    proc = snakemake(work, "-n", "results/report.html")
+    out = proc.stdout + proc.stderr
+    for name in benchmarks:
+        assert f"results/eval/lnclip_df/{name}/metrics.json" in out
+        if name not in ("ffpp_c23", "ffpp_fsh"):  # the datasets given as path: and absent here
+            assert f"benchmark {name!r} needs dataset" in out and f"`{name}: ...` under benchmarks" in out
+    jobs = planned(work, "results/report.html")
+    datasets = len({b["dataset"] for b in benchmarks.values()})
+    assert jobs["evaluate"] == 2 * len(benchmarks) and jobs["download_dataset"] == jobs["index"] == datasets
 
 
 def test_lint_is_clean(fresh):
@@ -236,3 +350,41 @@ def test_report_table_shows_each_evaluations_video_auroc(demo):
     assert parser.cells.keys() == expected.keys()
     for pair, value in expected.items():
         assert parser.cells[pair] == pytest.approx(value, abs=0.01), pair
+
+
+def test_imported_crops_skip_face_detection(tmp_path, repo):
+    """A DeepfakeBench tree in the config: index -> import_crops -> manifest, no faces job."""
+    import cv2
+    import numpy as np
+
+    (tmp_path / "wf").mkdir()
+    work = copy_workflow(repo, tmp_path / "wf")
+    root = tmp_path / "Celeb-DF-v2"
+    root.mkdir()
+    (root / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n")
+    pngs = {}
+    for offset, rel in enumerate(("Celeb-real/frames/id0_0000", "Celeb-synthesis/frames/id0_id1_0000")):
+        (root / rel).mkdir(parents=True)
+        for i in (0, 9, 18):
+            ok, buf = cv2.imencode(".png", np.full((16, 16, 3), i * 5 + 100 * offset, np.uint8))
+            pngs[f"{rel}/{i:03d}.png"] = buf.tobytes()
+            (root / rel / f"{i:03d}.png").write_bytes(buf.tobytes())
+    cfg = yaml.safe_load((work / "config/demo.yaml").read_text())
+    cfg["datasets"]["cdf_dfb"] = {"adapter": "deepfakebench", "source": {"path": str(root)},
+                                  "options": {"dataset": "celebdf"}}
+    cfg["benchmarks"]["cdf_dfb"] = {"dataset": "cdf_dfb", "split": "test"}
+    (work / "config/imported.yaml").write_text(yaml.safe_dump(cfg))
+
+    proc = snakemake(work, "--configfile", "config/imported.yaml", "--cores", "1", "results/demo/cdf_dfb/stats.json")
+    out = proc.stdout + proc.stderr
+    assert "rule import_crops" in out or "(Rule: import_crops)" in out
+    assert "rule faces" not in out and "(Rule: faces)" not in out
+    stats = json.loads((work / "results/demo/cdf_dfb/stats.json").read_text())
+    assert (stats["videos"], stats["faces"]) == (2, 6)
+    assert stats["completeness"][0]["message"].startswith("CDFv2 test: 2 of 518 videos found")
+    frames = pl.read_parquet(work / "results/demo/cdf_dfb/frames.parquet")
+    import webdataset as wds
+
+    stored = {s["__key__"]: s["png"] for tar in sorted(set(frames["shard"]))
+              for s in wds.WebDataset(str(work / tar), shardshuffle=False)}
+    assert len(stored) == 6 and sorted(stored.values()) == sorted(pngs.values())  # the PNG bytes, unchanged

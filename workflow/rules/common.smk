@@ -1,30 +1,30 @@
-# Shared definitions: config checks, names, paths, and the per-rule slices of the config.
+# Shared definitions: config checks, names, paths (from pipeline.layout), per-rule config slices.
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the `pipeline` package of this checkout
 
 from snakemake.exceptions import WorkflowError
 from pipeline import config as pconfig
+from pipeline import layout
 from pipeline.provenance import code_digest
 from pipeline.index import chunks
+from pipeline.guard import damaged_outputs
 
 try:
     pconfig.check_config(config)
 except pconfig.ConfigError as exc:
     raise WorkflowError(f"Invalid config: {exc}")
 
-RESULTS = config["results"]
-REPORT = f"{RESULTS}/report.html"
+L = layout.from_config(config)
+REPORT = L.report()
 ENV = "../../envs/pipeline.yaml"
 
 MODELS = list(config["models"])
 BENCHMARKS = list(config["benchmarks"])
 WEIGHTS = list(config["weights"])
-# Only the datasets something uses are fetched and processed.
-DATASETS = sorted(
-    {pconfig.model_config(config, m)["data"]["dataset"] for m in MODELS}
-    | {b["dataset"] for b in config["benchmarks"].values()}
-)
+# Only the datasets, and of them the splits, that a model or benchmark uses are fetched and cropped.
+SPLITS = pconfig.dataset_splits(config)
+DATASETS = list(SPLITS)
 
 
 wildcard_constraints:
@@ -36,31 +36,36 @@ wildcard_constraints:
     chunk=r"\d{5}",
 
 
+# Snakemake does not rerun the consumers of an intermediate file that went missing (a failed index
+# deletes its videos.parquet; so may a user) and would keep serving results built from the old file.
+# Such files are forced (as `--forcerun FILE` would) while the DAG is built, so Snakemake rebuilds
+# them and everything downstream of them in the same run.
+_FORCED = []
+
+
+def force_damaged(wildcards=None):
+    """An input function without inputs: it runs while the DAG is built, when the DAG can be told."""
+    if not _FORCED:
+        from snakemake.io import IOFile
+
+        built = lambda path: workflow.persistence.metadata(IOFile(path)) is not None
+        damaged = damaged_outputs(config, was_built=built)
+        for path, why in damaged.items():
+            logger.warning(
+                f"{path} is missing but {why}, built from it, exists: rebuilding them"
+            )
+        workflow._dag.forcefiles.update(damaged)
+        _FORCED.append(damaged)
+    return []
+
+
 def code(script):
     """Digest of the pipeline modules a rule's script imports, transitively.
 
-    Snakemake tracks the script file but not the modules it imports (DESIGN.md §4)."""
+    Snakemake tracks the script file but not the modules it imports."""
     return code_digest(
         f"{workflow.basedir}/workflow/scripts/{script}", root=workflow.basedir
     )
-
-
-def dataset_marker(ds):
-    return f"resources/datasets/{ds}.done"
-
-
-def dataset_dir(ds):
-    source = config["datasets"][ds]["source"]
-    return source["path"] if "path" in source else f"resources/datasets/{ds}"
-
-
-def weights_marker(name):
-    return f"resources/weights/{name}.done"
-
-
-def weights_dir(name):
-    entry = config["weights"][name]
-    return entry["path"] if "path" in entry else f"resources/weights/{name}"
 
 
 def model_weights(model):
@@ -76,13 +81,13 @@ def bench_dataset(bench):
 
 
 def shard_files(wildcards):
-    """Tables and tars of every chunk that the index checkpoint planned for a dataset."""
-    videos = checkpoints.index.get(ds=wildcards.ds).output.videos
-    prefix = f"{RESULTS}/{wildcards.ds}/shards"
-    parts = [f"{prefix}/{split}-{chunk:05d}" for split, chunk in chunks(videos)]
+    """Tables and tars of every chunk of the used splits that the index checkpoint planned."""
+    ds = wildcards.ds
+    videos = checkpoints.index.get(ds=ds).output.videos
+    planned = chunks(videos, SPLITS[ds])
     return {
-        "tables": [f"{p}.parquet" for p in parts],
-        "tars": [f"{p}.tar" for p in parts],
+        "tables": [L.shard(ds, split, chunk, "parquet") for split, chunk in planned],
+        "tars": [L.shard(ds, split, chunk, "tar") for split, chunk in planned],
     }
 
 

@@ -3,16 +3,17 @@
 
 rule evaluate:
     input:
-        adapter=f"{RESULTS}/models/{{model}}/adapter.safetensors",
-        frames=lambda wc: f"{RESULTS}/{bench_dataset(wc.bench)}/frames.parquet",
-        weights=lambda wc: ancient(weights_marker(model_weights(wc.model))),
+        force_damaged,
+        adapter=L.adapter("{model}"),
+        frames=lambda wc: L.frames(bench_dataset(wc.bench)),
+        weights=lambda wc: L.weights_marker(model_weights(wc.model)),
     output:
-        scores=f"{RESULTS}/eval/{{model}}/{{bench}}/scores.parquet",
-        metrics=f"{RESULTS}/eval/{{model}}/{{bench}}/metrics.json",
+        scores=L.scores("{model}", "{bench}"),
+        metrics=L.metrics("{model}", "{bench}"),
     log:
-        f"{RESULTS}/logs/evaluate/{{model}}/{{bench}}.log",
+        L.log("evaluate", "{model}/{bench}"),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{model}}/{{bench}}.tsv"
+        L.benchmark("evaluate", "{model}/{bench}")
     conda:
         ENV
     threads: EVALUATE_CPUS
@@ -23,7 +24,7 @@ rule evaluate:
         runtime=runtime("evaluate"),
     params:
         evaluate=lambda wc: pconfig.evaluate_params(config, wc.bench),
-        weights_dir=lambda wc: weights_dir(model_weights(wc.model)),
+        weights_dir=lambda wc: layout.weights_root(config, model_weights(wc.model)),
         code=code("evaluate.py"),
     message:
         "Evaluating {wildcards.model} on {wildcards.bench}"

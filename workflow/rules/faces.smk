@@ -5,14 +5,15 @@
 
 rule faces:
     input:
-        videos=f"{RESULTS}/{{ds}}/videos.parquet",
+        force_damaged,
+        videos=L.videos("{ds}"),
     output:
-        tar=f"{RESULTS}/{{ds}}/shards/{{split}}-{{chunk}}.tar",
-        table=f"{RESULTS}/{{ds}}/shards/{{split}}-{{chunk}}.parquet",
+        tar=L.shard("{ds}", "{split}", "{chunk}", "tar"),
+        table=L.shard("{ds}", "{split}", "{chunk}", "parquet"),
     log:
-        f"{RESULTS}/logs/faces/{{ds}}/{{split}}-{{chunk}}.log",
+        L.log("faces", "{ds}/{split}-{chunk}"),
     benchmark:
-        f"{RESULTS}/benchmarks/faces/{{ds}}/{{split}}-{{chunk}}.tsv"
+        L.benchmark("faces", "{ds}/{split}-{chunk}")
     conda:
         ENV
     threads: config["faces"].get("threads", 4)

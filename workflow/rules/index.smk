@@ -4,21 +4,22 @@
 
 checkpoint index:
     input:
-        marker=lambda wc: ancient(dataset_marker(wc.ds)),
+        force_damaged,
+        marker=L.dataset_marker("{ds}"),
     output:
-        videos=f"{RESULTS}/{{ds}}/videos.parquet",
+        videos=L.videos("{ds}"),
+        completeness=L.completeness("{ds}"),
     log:
-        f"{RESULTS}/logs/index/{{ds}}.log",
+        L.log("index", "{ds}"),
     benchmark:
-        f"{RESULTS}/benchmarks/index/{{ds}}.tsv"
+        L.benchmark("index", "{ds}")
     localrule: True
     conda:
         ENV
     threads: 4
     params:
-        spec=lambda wc: pconfig.dataset_params(config, wc.ds),
-        root=lambda wc: dataset_dir(wc.ds),
-        chunk_size=config["faces"]["chunk_size"],
+        spec=lambda wc: pconfig.index_params(config, wc.ds),
+        root=lambda wc: layout.dataset_root(config, wc.ds),
         code=code("index.py"),
     message:
         "Indexing the videos of {wildcards.ds}"

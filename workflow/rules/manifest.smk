@@ -4,17 +4,18 @@
 rule manifest:
     input:
         unpack(shard_files),
-        videos=f"{RESULTS}/{{ds}}/videos.parquet",
+        videos=L.videos("{ds}"),
     output:
-        frames=f"{RESULTS}/{{ds}}/frames.parquet",
-        pairs=f"{RESULTS}/{{ds}}/pairs.parquet",
-        stats=f"{RESULTS}/{{ds}}/stats.json",
+        frames=L.frames("{ds}"),
+        pairs=L.pairs("{ds}"),
+        stats=L.stats("{ds}"),
     log:
-        f"{RESULTS}/logs/manifest/{{ds}}.log",
+        L.log("manifest", "{ds}"),
     localrule: True
     conda:
         ENV
     params:
+        splits=lambda wc: SPLITS[wc.ds],
         code=code("manifest.py"),
     message:
         "Manifest of {wildcards.ds}"

@@ -4,31 +4,20 @@
 
 rule report:
     input:
-        metrics=expand(
-            f"{RESULTS}/eval/{{model}}/{{bench}}/metrics.json",
-            model=MODELS,
-            bench=BENCHMARKS,
-        ),
-        scores=expand(
-            f"{RESULTS}/eval/{{model}}/{{bench}}/scores.parquet",
-            model=MODELS,
-            bench=BENCHMARKS,
-        ),
-        train_logs=expand(f"{RESULTS}/models/{{model}}/train_log.parquet", model=MODELS),
-        stats=expand(f"{RESULTS}/{{ds}}/stats.json", ds=DATASETS),
-        markers=[ancient(dataset_marker(ds)) for ds in DATASETS],
+        force_damaged,
+        metrics=[L.metrics(m, b) for m in MODELS for b in BENCHMARKS],
+        scores=[L.scores(m, b) for m in MODELS for b in BENCHMARKS],
+        train_logs=[L.train_log(m) for m in MODELS],
+        stats=[L.stats(ds) for ds in DATASETS],
+        markers=[ancient(L.dataset_marker(ds)) for ds in DATASETS],
     output:
         html=REPORT,
     log:
-        f"{RESULTS}/logs/report.log",
+        L.log("report", "report"),
     localrule: True
     conda:
         ENV
     params:
-        models=MODELS,
-        benchmarks=BENCHMARKS,
-        datasets=DATASETS,
-        report=pconfig.report_params(config),
         # The report shows the configuration as provenance, so it depends on all of it.
         config=config,
         code=code("report.py"),

@@ -4,15 +4,16 @@
 
 rule train:
     input:
-        frames=lambda wc: f"{RESULTS}/{model_dataset(wc.model)}/frames.parquet",
-        weights=lambda wc: ancient(weights_marker(model_weights(wc.model))),
+        force_damaged,
+        frames=lambda wc: L.frames(model_dataset(wc.model)),
+        weights=lambda wc: L.weights_marker(model_weights(wc.model)),
     output:
-        adapter=f"{RESULTS}/models/{{model}}/adapter.safetensors",
-        log=f"{RESULTS}/models/{{model}}/train_log.parquet",
+        adapter=L.adapter("{model}"),
+        log=L.train_log("{model}"),
     log:
-        f"{RESULTS}/logs/train/{{model}}.log",
+        L.log("train", "{model}"),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{model}}.tsv"
+        L.benchmark("train", "{model}")
     conda:
         ENV
     threads: lambda wc: train_gpus(wc) * train_cpus_per_gpu(wc)
@@ -23,8 +24,8 @@ rule train:
         runtime=runtime("train"),
     params:
         train=lambda wc: pconfig.train_params(config, wc.model),
-        weights_dir=lambda wc: weights_dir(model_weights(wc.model)),
-        work_dir=lambda wc: f"{RESULTS}/work/train/{wc.model}",
+        weights_dir=lambda wc: layout.weights_root(config, model_weights(wc.model)),
+        work_dir=lambda wc: L.train_work(wc.model),
         code=code("train.py"),
     message:
         "Training {wildcards.model}"
