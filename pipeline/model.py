@@ -20,9 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save, save_file
 
-from .files import replacing
+from .files import canonical_safetensors, replacing
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -182,8 +182,9 @@ def save_adapter(detector: Detector, path, meta: dict) -> None:
     }
     full_meta = dict(meta)
     full_meta["model"] = detector.config()
+    data = save(tensors, metadata={"format": ADAPTER_FORMAT, "meta": json.dumps(full_meta, sort_keys=True)})
     with replacing(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": ADAPTER_FORMAT, "meta": json.dumps(full_meta)})
+        tmp.write_bytes(canonical_safetensors(data))
 
 
 def read_adapter_meta(path) -> dict:
