@@ -22,12 +22,13 @@ import polars as pl
 import torch
 from safetensors.torch import load_file, save_file
 
-from .data import ShardCrops, derive_seed, epoch_order, make_loader
+from .data import ShardCrops, derive_seed, make_loader
 from .files import replacing, write_json
 from .losses import LossConfig, slerp_augment, slerp_expand
 from .metrics import binary_metrics, video_scores
 from .model import Detector, autocast, load_backbone, pick_device, save_adapter
 from .predict import predict_frames
+from .sampling import order_for
 
 log = logging.getLogger("pipeline.train")
 
@@ -269,13 +270,15 @@ def train_model(
     threads: int = 1,
     device=None,
     on_epoch_end=None,
+    pairs_path=None,
 ) -> dict:
     """Train one model entry ``cfg`` (see module docstring and METHOD.md); returns a summary dict.
 
     ``frames_path``: frames.parquet (FRAMES contract; shard paths relative to the working directory).
     ``backbone_dir``: hub id or directory of the CLIP checkpoint (``cfg["backbone"]`` is the id that
     is recorded). ``on_epoch_end(epoch, summary)`` is called after each epoch's state is saved
-    (tests use it to simulate an interruption).
+    (tests use it to simulate an interruption). ``pairs_path``: the dataset's pairs.parquet, read
+    when ``cfg["data"]["order"]`` is ``paired``.
     """
     torch.set_num_threads(threads)
     device = pick_device(device)
@@ -297,6 +300,8 @@ def train_model(
     if train.height == 0:
         raise ValueError(f"{frames_path}: no crops in train split {d['train_split']!r}")
     n_train = train.height
+    strategy = d.get("order", "shuffle")
+    pairs = pl.read_parquet(pairs_path) if strategy == "paired" and pairs_path else None
     batch_size = int(o["batch_size"])
     if n_train < batch_size:
         log.warning(
@@ -361,7 +366,7 @@ def train_model(
     for epoch in range(start_epoch, epochs):
         detector.train()
         dataset.set_epoch(epoch)
-        order = epoch_order(len(dataset), seed, epoch)
+        order = order_for(strategy, train, seed, epoch, batch_size, pairs)
         loader = make_loader(dataset, batch_size=batch_size, workers=workers, drop_last=True, order=order)
         slerp_gen = torch.Generator().manual_seed(derive_seed(seed, epoch, "slerp"))
         n_steps = 0
