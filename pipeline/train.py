@@ -28,6 +28,7 @@ from .losses import LossConfig, slerp_augment, slerp_expand
 from .metrics import binary_metrics, video_scores
 from .model import Detector, autocast, load_backbone, pick_device, save_adapter
 from .predict import predict_frames
+from .optimizers import make_optimizer
 from .sampling import order_for
 
 log = logging.getLogger("pipeline.train")
@@ -317,23 +318,13 @@ def train_model(
         step, steps_per_epoch, o["lr"], o["min_lr"], o["warmup_epochs"], o["cycle_epochs"]
     )  # noqa: E731
 
-    # Model and optimiser (AdamW; biases and norms without weight decay, as the reference).
+    # Model and optimiser (training.optim.name; biases and norms without weight decay, as the reference).
     torch.manual_seed(seed)
     detector = Detector(load_backbone(backbone_dir), ln_tuning=cfg["ln_tuning"], l2_norm=cfg["l2_norm"]).to(
         device
     )
     named = detector.trainable_parameters()
-    decay = [p for n, p in named.items() if "bias" not in n and "norm" not in n]
-    no_decay = [p for n, p in named.items() if "bias" in n or "norm" in n]
-    groups = [
-        g
-        for g in (
-            {"params": decay, "weight_decay": float(o["weight_decay"])},
-            {"params": no_decay, "weight_decay": 0.0},
-        )
-        if g["params"]
-    ]
-    opt = torch.optim.AdamW(groups, lr=sched(0))
+    opt = make_optimizer(named, o, sched(0))
     n_trainable = sum(p.numel() for p in named.values())
 
     # Resume.
