@@ -130,7 +130,7 @@ def train_params(config: dict, model: str) -> dict:
     """What training one model depends on."""
     cfg = model_config(config, model)
     cfg["backbone"] = weights_id(config, cfg["weights"])
-    return {"model": cfg, "seed": config["seed"]}
+    return {"model": cfg, "seed": cfg.pop("seed", config["seed"])}
 
 
 def weights_id(config: dict, name: str) -> str:

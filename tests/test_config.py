@@ -153,3 +153,12 @@ def test_seed_reaches_only_what_it_changes(repo):
     # demo: generated videos and random weights follow the seed; the index and crops settings do not
     assert after["demo"][0] != before["demo"][0] and after["demo"][2] != before["demo"][2]
     assert after["demo"][1] == before["demo"][1] and after["demo"][3] == before["demo"][3]
+
+
+def test_a_model_seed_overrides_the_global_seed_for_that_model_only(repo):
+    cfg = pconfig.load(repo / "config/demo.yaml")
+    cfg["models"]["lnclip_df_s2"] = {"seed": 2}
+    validate(cfg, schema=str(repo / SCHEMA))
+    own, other = pconfig.train_params(cfg, "lnclip_df_s2"), pconfig.train_params(cfg, "lnclip_df")
+    assert own["seed"] == 2 and other["seed"] == cfg["seed"] == 7
+    assert "seed" not in own["model"] and own["model"] == other["model"]
