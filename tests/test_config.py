@@ -162,3 +162,12 @@ def test_a_model_seed_overrides_the_global_seed_for_that_model_only(repo):
     own, other = pconfig.train_params(cfg, "lnclip_df_s2"), pconfig.train_params(cfg, "lnclip_df")
     assert own["seed"] == 2 and other["seed"] == cfg["seed"] == 7
     assert "seed" not in own["model"] and own["model"] == other["model"]
+
+
+def test_selection_on_a_benchmark_test_split_is_refused(repo):
+    cfg = pconfig.load(repo / "config/demo.yaml")
+    cfg["models"]["peeking"] = {"data": {"val_split": "test"}}
+    with pytest.raises(pconfig.ConfigError, match=r"models\.peeking\.data\.val_split: 'test' .* benchmark 'demo'"):
+        pconfig.check_config(cfg)
+    cfg["models"]["peeking"]["select_metric"] = "last"  # no selection, nothing leaks
+    pconfig.check_config(cfg)
