@@ -8,6 +8,9 @@
   video (``pairs.parquet``), when that real has crops; fakes without one and reals without a fake go
   alone. Pairs never straddle a batch boundary.
 
+:func:`video_fraction` keeps a seeded share of the training videos (``training.data.fraction``),
+each real video together with the fakes made from it.
+
 Every strategy returns row numbers of the FRAMES table and is deterministic in (seed, epoch).
 """
 
@@ -112,3 +115,20 @@ def order_for(strategy: str, frames: pl.DataFrame, seed: int, epoch: int, batch_
             raise ValueError("training.data.order 'paired' needs the dataset's pairs.parquet")
         return paired_order(frames, pairs, seed, epoch, batch_size)
     raise ValueError(f"training.data.order: unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+
+
+def video_fraction(frames: pl.DataFrame, pairs: pl.DataFrame | None, fraction: float, seed: int) -> pl.DataFrame:
+    """The crops of a seeded ``fraction`` of the videos, drawn by group: a real video with every fake
+    made from it (``pairs``); a fake whose source real is not in ``frames`` is a group of its own."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"training.data.fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return frames
+    source = dict(zip(pairs["fake_id"].to_list(), pairs["real_id"].to_list())) if pairs is not None else {}
+    videos = frames["video_id"].unique(maintain_order=True).sort().to_list()
+    present = set(videos)
+    group = {v: source[v] if source.get(v) in present else v for v in videos}
+    groups = sorted(set(group.values()))
+    rng = np.random.default_rng(derive_seed(seed, "fraction"))
+    keep = set(rng.choice(groups, size=max(1, round(fraction * len(groups))), replace=False).tolist())
+    return frames.filter(pl.col("video_id").replace_strict(group, return_dtype=pl.String).is_in(list(keep)))

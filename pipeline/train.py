@@ -29,7 +29,7 @@ from .metrics import binary_metrics, video_scores
 from .model import Detector, autocast, load_backbone, pick_device, save_adapter
 from .predict import predict_frames
 from .optimizers import make_optimizer
-from .sampling import order_for
+from .sampling import order_for, video_fraction
 
 log = logging.getLogger("pipeline.train")
 
@@ -300,9 +300,10 @@ def train_model(
     val = crops.filter(_split_filter("split", d["val_split"]))
     if train.height == 0:
         raise ValueError(f"{frames_path}: no crops in train split {d['train_split']!r}")
+    strategy, fraction = d.get("order", "shuffle"), float(d.get("fraction", 1.0))
+    pairs = pl.read_parquet(pairs_path) if (strategy == "paired" or fraction < 1) and pairs_path else None
+    train = video_fraction(train, pairs, fraction, seed)
     n_train = train.height
-    strategy = d.get("order", "shuffle")
-    pairs = pl.read_parquet(pairs_path) if strategy == "paired" and pairs_path else None
     batch_size = int(o["batch_size"])
     if n_train < batch_size:
         log.warning(

@@ -76,3 +76,27 @@ def test_unknown_strategy_is_named():
         order_for("pairs", frames, 0, 0, 4, pairs)
     with pytest.raises(ValueError, match="pairs.parquet"):
         order_for("paired", frames, 0, 0, 4, None)
+
+
+def test_video_fraction_keeps_whole_videos_with_their_fakes_seeded():
+    from pipeline.sampling import video_fraction
+    frames, pairs = ffpp_like(n_real=40, frames=4, missing_reals=("real/007",))
+    source = dict(zip(pairs["fake_id"], pairs["real_id"]))
+    counts = frames.group_by("video_id").len()
+    for fraction in (0.25, 0.5, 0.75):
+        part = video_fraction(frames, pairs, fraction, seed=3)
+        kept = part.group_by("video_id").len()
+        assert kept.join(counts, on="video_id", suffix="_all").filter(pl.col("len") != pl.col("len_all")).height == 0
+        reals = set(part.filter(pl.col("label") == 0)["video_id"])
+        fakes = set(part.filter(pl.col("label") == 1)["video_id"])
+        orphans = {f for f in fakes if source[f] == "real/007"}  # their real has no crops: own groups
+        assert len(reals) + len(orphans) == round(fraction * (39 + 4))
+        for fake in fakes:  # a fake comes with its source real when that real has crops
+            assert source[fake] in reals or source[fake] == "real/007"
+        for real in reals:  # and a real with all of its fakes
+            assert {f for f, r in source.items() if r == real} <= fakes
+        assert part.equals(video_fraction(frames, pairs, fraction, seed=3))
+        assert not part.equals(video_fraction(frames, pairs, fraction, seed=4))
+    assert video_fraction(frames, pairs, 1.0, seed=3).equals(frames)
+    with pytest.raises(ValueError, match="fraction"):
+        video_fraction(frames, pairs, 0.0, seed=3)
