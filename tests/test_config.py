@@ -1,6 +1,8 @@
 import copy
+import re
 
 import pytest
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -171,3 +173,18 @@ def test_selection_on_a_benchmark_test_split_is_refused(repo):
         pconfig.check_config(cfg)
     cfg["models"]["peeking"]["select_metric"] = "last"  # no selection, nothing leaks
     pconfig.check_config(cfg)
+
+
+def test_every_commented_variant_in_config_yaml_is_valid(repo):
+    text = (repo / "config.yaml").read_text()
+    variants = re.findall(r"^  # ((?:ln|gend)\w*: \{.*)$", text, flags=re.M)
+    assert len(variants) >= 8
+    enabled = text
+    for line in variants:
+        enabled = enabled.replace(f"  # {line}", f"  {line}")
+    cfg = yaml.safe_load(enabled)
+    validate(cfg, schema=str(repo / SCHEMA))
+    pconfig.check_config(cfg)
+    assert {"ln", "ln_l2", "ln_l2_unal", "gend", "lnclip_df_25pct"} <= set(cfg["models"])
+    assert pconfig.model_config(cfg, "gend")["slerp"]["enabled"] is False
+    assert pconfig.model_config(cfg, "lnclip_df_expand")["slerp"]["expand_to"] == 1024
