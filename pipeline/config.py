@@ -59,6 +59,7 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"models.{name}.slerp.expand_to is set but slerp.enabled is false")
         if cfg["optim"]["min_lr"] > cfg["optim"]["lr"]:
             raise ConfigError(f"models.{name}.optim.min_lr must not exceed optim.lr")
+        _check_selection(config, name, cfg)
     for name, bench in config["benchmarks"].items():
         if bench["dataset"] not in datasets:
             raise ConfigError(f"benchmarks.{name}.dataset: {bench['dataset']!r} is not a name under datasets "
@@ -70,6 +71,19 @@ def check_config(config: dict) -> None:
         if other is not None and (other not in datasets or "dataset" in datasets[other]["source"]):
             raise ConfigError(f"datasets.{name}.source.dataset: {other!r} must be another entry under datasets "
                               f"with its own source (known: {', '.join(datasets)})")
+
+
+def _check_selection(config: dict, name: str, cfg: dict) -> None:
+    """Refuse to pick a model's checkpoint on data that a benchmark reports (its test split)."""
+    if cfg.get("select_metric", "video_auroc") == "last":
+        return
+    val = (cfg["data"]["dataset"], cfg["data"]["val_split"])
+    for bench, b in config["benchmarks"].items():
+        if (b["dataset"], b["split"]) == val:
+            raise ConfigError(
+                f"models.{name}.data.val_split: {val[1]!r} of dataset {val[0]!r} is benchmark {bench!r}'s "
+                f"test split; selecting checkpoints on it would leak the test set into the model. Use a "
+                f"validation split, or select_metric: last")
 
 
 def used_datasets(config: dict) -> list[str]:
@@ -130,7 +144,7 @@ def train_params(config: dict, model: str) -> dict:
     """What training one model depends on."""
     cfg = model_config(config, model)
     cfg["backbone"] = weights_id(config, cfg["weights"])
-    return {"model": cfg, "seed": config["seed"]}
+    return {"model": cfg, "seed": cfg.pop("seed", config["seed"])}
 
 
 def weights_id(config: dict, name: str) -> str:

@@ -22,12 +22,14 @@ import polars as pl
 import torch
 from safetensors.torch import load_file, save_file
 
-from .data import ShardCrops, derive_seed, epoch_order, make_loader
+from .data import ShardCrops, derive_seed, make_loader
 from .files import replacing, write_json
 from .losses import LossConfig, slerp_augment, slerp_expand
 from .metrics import binary_metrics, video_scores
 from .model import Detector, autocast, load_backbone, pick_device, save_adapter
 from .predict import predict_frames
+from .optimizers import make_optimizer
+from .sampling import order_for, video_fraction
 
 log = logging.getLogger("pipeline.train")
 
@@ -269,13 +271,15 @@ def train_model(
     threads: int = 1,
     device=None,
     on_epoch_end=None,
+    pairs_path=None,
 ) -> dict:
     """Train one model entry ``cfg`` (see module docstring and METHOD.md); returns a summary dict.
 
     ``frames_path``: frames.parquet (FRAMES contract; shard paths relative to the working directory).
     ``backbone_dir``: hub id or directory of the CLIP checkpoint (``cfg["backbone"]`` is the id that
     is recorded). ``on_epoch_end(epoch, summary)`` is called after each epoch's state is saved
-    (tests use it to simulate an interruption).
+    (tests use it to simulate an interruption). ``pairs_path``: the dataset's pairs.parquet, read
+    when ``cfg["data"]["order"]`` is ``paired``.
     """
     torch.set_num_threads(threads)
     device = pick_device(device)
@@ -296,6 +300,9 @@ def train_model(
     val = crops.filter(_split_filter("split", d["val_split"]))
     if train.height == 0:
         raise ValueError(f"{frames_path}: no crops in train split {d['train_split']!r}")
+    strategy, fraction = d.get("order", "shuffle"), float(d.get("fraction", 1.0))
+    pairs = pl.read_parquet(pairs_path) if (strategy == "paired" or fraction < 1) and pairs_path else None
+    train = video_fraction(train, pairs, fraction, seed)
     n_train = train.height
     batch_size = int(o["batch_size"])
     if n_train < batch_size:
@@ -312,23 +319,13 @@ def train_model(
         step, steps_per_epoch, o["lr"], o["min_lr"], o["warmup_epochs"], o["cycle_epochs"]
     )  # noqa: E731
 
-    # Model and optimiser (AdamW; biases and norms without weight decay, as the reference).
+    # Model and optimiser (training.optim.name; biases and norms without weight decay, as the reference).
     torch.manual_seed(seed)
     detector = Detector(load_backbone(backbone_dir), ln_tuning=cfg["ln_tuning"], l2_norm=cfg["l2_norm"]).to(
         device
     )
     named = detector.trainable_parameters()
-    decay = [p for n, p in named.items() if "bias" not in n and "norm" not in n]
-    no_decay = [p for n, p in named.items() if "bias" in n or "norm" in n]
-    groups = [
-        g
-        for g in (
-            {"params": decay, "weight_decay": float(o["weight_decay"])},
-            {"params": no_decay, "weight_decay": 0.0},
-        )
-        if g["params"]
-    ]
-    opt = torch.optim.AdamW(groups, lr=sched(0))
+    opt = make_optimizer(named, o, sched(0))
     n_trainable = sum(p.numel() for p in named.values())
 
     # Resume.
@@ -361,7 +358,7 @@ def train_model(
     for epoch in range(start_epoch, epochs):
         detector.train()
         dataset.set_epoch(epoch)
-        order = epoch_order(len(dataset), seed, epoch)
+        order = order_for(strategy, train, seed, epoch, batch_size, pairs)
         loader = make_loader(dataset, batch_size=batch_size, workers=workers, drop_last=True, order=order)
         slerp_gen = torch.Generator().manual_seed(derive_seed(seed, epoch, "slerp"))
         n_steps = 0

@@ -105,3 +105,51 @@ def test_one_epoch_on_method_grouped_shards_logs_mixed_batches(grouped_shards, t
     close = (steps["fake_fraction"] - g["fake"]).abs() <= 0.15
     assert close.mean() >= 0.95, steps["fake_fraction"].to_list()
     assert steps["fake_fraction"].min() > 0.0 and steps["fake_fraction"].max() < 1.0
+
+
+@pytest.mark.parametrize("order", ["balanced", "paired"])
+def test_balanced_and_paired_orders_give_even_batches_in_training(grouped_shards, tmp_path, order):
+    """training.data.order reaches the loop: on the 1:4 table every 128-batch is close to half fake."""
+    g = grouped_shards
+    frames = pl.read_parquet(g["frames"])
+    fakes = frames.filter(pl.col("label") == 1)["video_id"].unique()
+    pairs = pl.DataFrame({"fake_id": fakes}).with_columns(
+        real_id="real/" + pl.col("fake_id").str.extract(r"_(\d+)$"))
+    pairs.write_parquet(tmp_path / "pairs.parquet")
+    backbone = save_random_backbone(tmp_path / "backbone", TINY_CLIP, seed=0)
+    cfg = {
+        "backbone": "tiny", "ln_tuning": False, "l2_norm": True,
+        "loss": {"label_smoothing": 0.0, "alignment": 0.0, "uniformity": 0.0},
+        "slerp": {"enabled": False},
+        "optim": {"lr": 1e-3, "min_lr": 1e-4, "weight_decay": 0.0, "batch_size": 128, "epochs": 1,
+                  "warmup_epochs": 0, "cycle_epochs": 1},
+        "augment": None,
+        "data": {"train_split": "train", "val_split": "val", "workers": 0, "order": order},
+        "select_metric": "last",
+    }
+    train_model(g["frames"], backbone, cfg, tmp_path / "adapter.safetensors", tmp_path / "log.parquet",
+                tmp_path / "work", seed=0, pairs_path=tmp_path / "pairs.parquet")
+    steps = pl.read_parquet(tmp_path / "log.parquet").filter(pl.col("kind") == "train")
+    assert steps.height == g["n"] // 128
+    assert (steps["fake_fraction"] - 0.5).abs().max() <= 0.02, steps["fake_fraction"].to_list()
+
+
+def test_a_data_fraction_trains_on_that_share_of_the_videos(grouped_shards, tmp_path):
+    g = grouped_shards
+    frames = pl.read_parquet(g["frames"])
+    fakes = frames.filter(pl.col("label") == 1)["video_id"].unique()
+    pl.DataFrame({"fake_id": fakes}).with_columns(real_id="real/" + pl.col("fake_id").str.extract(r"_(\d+)$")
+                                                  ).write_parquet(tmp_path / "pairs.parquet")
+    backbone = save_random_backbone(tmp_path / "backbone", TINY_CLIP, seed=0)
+    cfg = {
+        "backbone": "tiny", "ln_tuning": False, "l2_norm": False,
+        "loss": {"label_smoothing": 0.0, "alignment": 0.0, "uniformity": 0.0}, "slerp": {"enabled": False},
+        "optim": {"lr": 1e-3, "min_lr": 1e-4, "weight_decay": 0.0, "batch_size": 64, "epochs": 1,
+                  "warmup_epochs": 0, "cycle_epochs": 1},
+        "augment": None, "select_metric": "last",
+        "data": {"train_split": "train", "val_split": "val", "workers": 0, "fraction": 0.25},
+    }
+    train_model(g["frames"], backbone, cfg, tmp_path / "adapter.safetensors", tmp_path / "log.parquet",
+                tmp_path / "work", seed=0, pairs_path=tmp_path / "pairs.parquet")
+    steps = pl.read_parquet(tmp_path / "log.parquet").filter(pl.col("kind") == "train")
+    assert steps.height == (g["n"] // 4) // 64  # 12 of 48 reals, each with its 4 fakes

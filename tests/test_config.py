@@ -1,6 +1,8 @@
 import copy
+import re
 
 import pytest
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -153,3 +155,36 @@ def test_seed_reaches_only_what_it_changes(repo):
     # demo: generated videos and random weights follow the seed; the index and crops settings do not
     assert after["demo"][0] != before["demo"][0] and after["demo"][2] != before["demo"][2]
     assert after["demo"][1] == before["demo"][1] and after["demo"][3] == before["demo"][3]
+
+
+def test_a_model_seed_overrides_the_global_seed_for_that_model_only(repo):
+    cfg = pconfig.load(repo / "config/demo.yaml")
+    cfg["models"]["lnclip_df_s2"] = {"seed": 2}
+    validate(cfg, schema=str(repo / SCHEMA))
+    own, other = pconfig.train_params(cfg, "lnclip_df_s2"), pconfig.train_params(cfg, "lnclip_df")
+    assert own["seed"] == 2 and other["seed"] == cfg["seed"] == 7
+    assert "seed" not in own["model"] and own["model"] == other["model"]
+
+
+def test_selection_on_a_benchmark_test_split_is_refused(repo):
+    cfg = pconfig.load(repo / "config/demo.yaml")
+    cfg["models"]["peeking"] = {"data": {"val_split": "test"}}
+    with pytest.raises(pconfig.ConfigError, match=r"models\.peeking\.data\.val_split: 'test' .* benchmark 'demo'"):
+        pconfig.check_config(cfg)
+    cfg["models"]["peeking"]["select_metric"] = "last"  # no selection, nothing leaks
+    pconfig.check_config(cfg)
+
+
+def test_every_commented_variant_in_config_yaml_is_valid(repo):
+    text = (repo / "config.yaml").read_text()
+    variants = re.findall(r"^  # ((?:ln|gend)\w*: \{.*)$", text, flags=re.M)
+    assert len(variants) >= 8
+    enabled = text
+    for line in variants:
+        enabled = enabled.replace(f"  # {line}", f"  {line}")
+    cfg = yaml.safe_load(enabled)
+    validate(cfg, schema=str(repo / SCHEMA))
+    pconfig.check_config(cfg)
+    assert {"ln", "ln_l2", "ln_l2_unal", "gend", "lnclip_df_25pct"} <= set(cfg["models"])
+    assert pconfig.model_config(cfg, "gend")["slerp"]["enabled"] is False
+    assert pconfig.model_config(cfg, "lnclip_df_expand")["slerp"]["expand_to"] == 1024

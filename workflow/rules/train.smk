@@ -6,6 +6,7 @@ rule train:
     input:
         force_damaged,
         frames=lambda wc: L.frames(model_dataset(wc.model)),
+        pairs=lambda wc: L.pairs(model_dataset(wc.model)),
         weights=lambda wc: L.weights_marker(model_weights(wc.model)),
     output:
         adapter=L.adapter("{model}"),
