@@ -70,6 +70,22 @@ class FaceBackend(abc.ABC):
     def landmarks(self, image_rgb: np.ndarray, face: Face) -> np.ndarray:
         """The 68 iBUG landmarks (68x2 float64, frame coordinates) of ``face``."""
 
+    batch_size = 1  # frames per detect_batch call
+
+    def detect_exhaustive(self, image_rgb: np.ndarray) -> list[Face]:
+        """All faces the backend can find, small ones included (for the mask-guided choice)."""
+        return self.detect(image_rgb)
+
+    def detect_batch(self, frames: list[np.ndarray]) -> list[list[Face] | Exception]:
+        """:meth:`detect` for several frames; a frame whose detection raised gets its exception."""
+        out: list[list[Face] | Exception] = []
+        for frame in frames:
+            try:
+                out.append(self.detect(frame))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
     def largest_face(self, image_rgb: np.ndarray) -> tuple[Face | None, int]:
         """``(face, n_faces)``: the largest detected face with its landmarks filled, or None."""
         faces = self.detect(image_rgb)
@@ -133,12 +149,21 @@ class DlibBackend(FaceBackend):
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
         img = as_uint8(image_rgb)
         for side, upsample in self.passes:
-            small, f = downscale(img, side)
-            rects, scores, _ = self._detector.run(small, upsample, 0)
-            if len(rects):
-                return [Face(box=(r.left() / f, r.top() / f, r.right() / f, r.bottom() / f), score=float(s))
-                        for r, s in zip(rects, scores)]
+            faces = self._run(img, side, upsample)
+            if faces:
+                return faces
         return []
+
+    def _run(self, img: np.ndarray, side: int | None, upsample: int) -> list[Face]:
+        """One HOG pass on ``img`` downscaled to ``side``; boxes in ``img`` pixels."""
+        small, f = downscale(img, side)
+        rects, scores, _ = self._detector.run(small, upsample, 0)
+        return [Face(box=(r.left() / f, r.top() / f, r.right() / f, r.bottom() / f), score=float(s))
+                for r, s in zip(rects, scores)]
+
+    def detect_exhaustive(self, image_rgb: np.ndarray) -> list[Face]:
+        """The last (most sensitive) pass alone: the passes before it stop at the first face found."""
+        return self._run(as_uint8(image_rgb), *self.passes[-1])
 
     def landmarks(self, image_rgb: np.ndarray, face: Face) -> np.ndarray:
         x0, y0, x1, y1 = (int(round(v)) for v in face.box)

@@ -16,7 +16,7 @@ import numpy as np
 from .. import tables
 from ..video import probe, read_frames, sample_indices
 from .backends import Face, FaceBackend
-from .choice import CHOICES, choose_face
+from .choice import CHOICES, choose_face, mask_overlap
 from .geometry import POINT_SETS, align_points, alignment_matrix, warp
 
 log = logging.getLogger("pipeline.faces")
@@ -79,21 +79,26 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 def crop_frame(frame: np.ndarray, backend: FaceBackend, settings: CropSettings = CropSettings(),
-               mask: np.ndarray | None = None, where: str = "frame") -> FrameResult:
+               mask: np.ndarray | None = None, where: str = "frame", detected=None) -> FrameResult:
     """Detect, choose, fit landmarks and warp one RGB frame; never raises for a bad frame.
 
     ``mask`` is the manipulation-mask frame for ``choice="mask"``; ``where`` names the frame in
-    the log lines of a failed step.
+    the log lines of a failed step; ``detected`` is this frame's result of
+    ``backend.detect_batch`` (faces, or the exception), when detection already ran.
     """
     if min(frame.shape[:2]) < settings.min_side:
         return FrameResult(tables.STATUS_TOO_SMALL)
     try:
-        faces = backend.detect(frame)
+        if isinstance(detected, Exception):
+            raise detected
+        faces = backend.detect(frame) if detected is None else detected
     except Exception as exc:
         log.warning("%s: face detector failed: %r", where, exc)
         return FrameResult(tables.STATUS_DETECTOR_ERROR)
     if not faces:
         return FrameResult(tables.STATUS_NO_FACE, n_faces=0)
+    if settings.choice == "mask" and mask is not None and not any(mask_overlap(f, mask) for f in faces):
+        faces = _exhaustive(backend, frame, where) or faces  # the masked face may be a small one
     face = choose_face(faces, settings.choice, mask)
     try:
         face.landmarks = np.asarray(backend.landmarks(frame, face), dtype=np.float64)
@@ -109,6 +114,14 @@ def crop_frame(frame: np.ndarray, backend: FaceBackend, settings: CropSettings =
         log.warning("%s: alignment failed: %r", where, exc)
         return FrameResult(tables.STATUS_ALIGN_ERROR, face, len(faces), pts)
     return FrameResult(tables.STATUS_OK, face, len(faces), pts, crop)
+
+
+def _exhaustive(backend: FaceBackend, frame: np.ndarray, where: str) -> list[Face]:
+    try:
+        return backend.detect_exhaustive(frame)
+    except Exception as exc:
+        log.warning("%s: exhaustive face detection failed: %r", where, exc)
+        return []
 
 
 _VIDEO_FIELDS = ("dataset", "video_id", "split", "label", "method", "source_id")
@@ -153,6 +166,30 @@ def _next_mask(masks, idx: int, state: dict, shape) -> np.ndarray | None:
     return mask
 
 
+def _batches(frames, n: int):
+    """Lists of up to ``n`` consecutive ``(idx, frame)`` items."""
+    batch = []
+    for item in frames:
+        batch.append(item)
+        if len(batch) >= max(1, n):
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _png(res: FrameResult, settings: CropSettings, video_id: str, idx: int) -> bytes | None:
+    """The crop's PNG bytes (None without a crop); an encoding failure turns the status to align_error."""
+    if res.status != tables.STATUS_OK:
+        return None
+    try:
+        return encode_png(res.crop, settings.png_level)
+    except Exception as exc:  # pragma: no cover - imencode fails only on invalid images
+        log.warning("%s frame %d: PNG encoding failed: %r", video_id, idx, exc)
+        res.status = tables.STATUS_ALIGN_ERROR
+        return None
+
+
 def _crop_video(video: dict, backend: FaceBackend, settings: CropSettings) -> list[tuple[dict, bytes | None]]:
     if video.get("error") or not video.get("path"):
         return [(_record(video, None, tables.STATUS_DECODE_ERROR), None)]
@@ -162,17 +199,14 @@ def _crop_video(video: dict, backend: FaceBackend, settings: CropSettings) -> li
     masks = read_frames(video["mask_path"], indices) if video.get("mask_path") else None
     mask_state: dict = {}
     out: list[tuple[dict, bytes | None]] = []
-    for idx, frame in read_frames(video["path"], indices):
-        mask = _next_mask(masks, idx, mask_state, frame.shape)
-        res = crop_frame(frame, backend, settings, mask, where=f"{video['video_id']} frame {idx}")
-        png = None
-        if res.status == tables.STATUS_OK:
-            try:
-                png = encode_png(res.crop, settings.png_level)
-            except Exception as exc:  # pragma: no cover - imencode fails only on invalid images
-                log.warning("%s frame %d: PNG encoding failed: %r", video["video_id"], idx, exc)
-                res.status = tables.STATUS_ALIGN_ERROR
-        out.append((_record(video, idx, res.status, res), png))
+    for batch in _batches(read_frames(video["path"], indices), backend.batch_size):
+        searched = [fr for _, fr in batch if min(fr.shape[:2]) >= settings.min_side]
+        detected = iter(backend.detect_batch(searched) if searched else [])
+        for idx, frame in batch:
+            mask = _next_mask(masks, idx, mask_state, frame.shape)
+            det = next(detected) if min(frame.shape[:2]) >= settings.min_side else None
+            res = crop_frame(frame, backend, settings, mask, where=f"{video['video_id']} frame {idx}", detected=det)
+            out.append((_record(video, idx, res.status, res), _png(res, settings, video["video_id"], idx)))
     if not out:
         return [(_record(video, None, tables.STATUS_DECODE_ERROR), None)]
     seen = {r["frame_idx"] for r, _ in out}
