@@ -164,3 +164,45 @@ def test_probe_sees_the_display_rotation(messy):
     rot = messy.filter(pl.col("video_id") == "rotated").row(0, named=True)
     frames = dict(video.read_frames(rot["path"], [0]))
     assert frames[0].shape == (640, 360, 3)  # upright
+
+
+# ---------------------------------------------------------------------------- mask-guided choice
+
+
+def test_choose_face_by_mask():
+    big, small = faces.Face((0, 0, 100, 100), 1.0), faces.Face((200, 0, 260, 60), 1.0)
+    mask = np.zeros((120, 300), np.uint8)
+    mask[10:50, 210:250] = 255
+    assert faces.choose_face([big, small], "largest", mask) is big
+    assert faces.choose_face([big, small], "mask", mask) is small
+    assert faces.choose_face([big, small], "mask", None) is big  # no mask: the largest
+    assert faces.choose_face([big, small], "mask", np.zeros_like(mask)) is big  # empty mask: the largest
+    mask[:] = 1  # DeepfakeBench binarises at > 1: a mask of ones is empty
+    assert faces.choose_face([big, small], "mask", mask) is big
+    with pytest.raises(ValueError, match="largest, mask"):
+        faces.choose_face([big], "nearest")
+
+
+def test_mask_video_picks_the_manipulated_face(tmp_path):
+    """Two people, the smaller one manipulated: with the mask video the crop is of the smaller one
+    (even when the first detection pass saw only the larger one), without it of the larger one."""
+    heads = ((0.3, 0.5, 1.0), (0.78, 0.55, 0.55))  # the second face (~50 px) needs the upsample pass
+    frames = [scene(640, 360, heads) for _ in range(4)]
+    masks = []
+    for _ in range(4):
+        m = np.zeros((360, 640, 3), np.uint8)
+        cv2.ellipse(m, (int(0.78 * 640), int(0.55 * 360)), (28, 36), 0, 0, 360, (255, 255, 255), -1)
+        masks.append(m)
+    v = video.write_video(tmp_path / "two.mp4", frames)
+    mv = video.write_video(tmp_path / "two_mask.mp4", masks)
+    rows = [row("masked", v, mask_path=str(mv)), row("unmasked", v)]
+    df = tables.conform(pl.DataFrame(rows), tables.VIDEOS, "videos")
+    tar, pq = tmp_path / "m.tar", tmp_path / "m.parquet"
+    faces.extract_chunk(df, tar, pq, num_frames=4, choice="mask")
+    t = pl.read_parquet(pq)
+    masked = t.filter(pl.col("video_id") == "masked")
+    unmasked = t.filter(pl.col("video_id") == "unmasked")
+    assert masked["status"].to_list() == unmasked["status"].to_list() == ["ok"] * 4
+    assert (masked["box_x0"] > 400).all() and (masked["n_faces"] == 2).all()  # the right-hand face
+    assert (unmasked["box_x1"] < 320).all()  # the larger, left-hand face
+    assert (unmasked["n_faces"] == 1).all()  # the cheap first pass found only the larger face
