@@ -99,6 +99,14 @@ def faces_params(config: dict) -> dict:
     return {"backend": faces["backend"], "backend_options": faces.get("backend_options") or {}, "crop": crop}
 
 
+def face_weights_params(config: dict) -> dict:
+    """What fetching face-alignment's weight files depends on: its detector and where they go."""
+    from pipeline.faces.fan import DEFAULT_WEIGHTS_DIR
+
+    opts = config["faces"].get("backend_options") or {}
+    return {"detector": opts.get("detector", "sfd"), "dest": opts.get("weights_dir", DEFAULT_WEIGHTS_DIR)}
+
+
 def train_params(config: dict, model: str) -> dict:
     """What training one model depends on."""
     cfg = model_config(config, model)

@@ -152,3 +152,39 @@ def test_face_alignment_points_land_on_the_template_positions(fan_backend, known
     assert err.max() < 2.0, err
     crop = faces.decode_png(recs[0][1])
     assert faces.psnr(faces.central_region(crop), faces.central_region(reference[0])) > 25
+
+
+def test_fetch_weights_downloads_each_file_once(tmp_path, monkeypatch):
+    """The download rule's function against a loopback HTTP server standing in for the weight hosts."""
+    import functools
+    import http.server
+    import json
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "a.pth").write_bytes(b"A" * 1000)
+    (served / "b.npy").write_bytes(b"B" * 10)
+    hits = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            hits.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        monkeypatch.setattr(fan, "weight_urls", lambda detector="sfd": {"a.pth": f"{base}/a.pth",
+                                                                       "b.npy": f"{base}/b.npy?raw=true"})
+        dest, marker = tmp_path / "weights" / "face_alignment", tmp_path / "weights" / "face_alignment.done"
+        info = fan.fetch_weights(dest, "sfd", marker)
+        ckpt = fan.checkpoints_dir(dest)
+        assert (ckpt / "a.pth").read_bytes() == b"A" * 1000 and (ckpt / "b.npy").read_bytes() == b"B" * 10
+        assert json.loads(marker.read_text())["files"] == info["files"] and set(info["files"]) == {"a.pth", "b.npy"}
+        n = len(hits)
+        fan.fetch_weights(dest, "sfd", marker)  # present files are not fetched again
+        assert len(hits) == n == 2
+        fan.require_weights({"weights_dir": str(dest)})  # complete: no error
+    finally:
+        server.shutdown()

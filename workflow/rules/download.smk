@@ -2,6 +2,9 @@
 # Outputs are `.done` markers with checksums; consumers take them as ancient() inputs so that a
 # re-download does not invalidate finished work (a changed *source* reruns through params).
 
+# face-alignment's files (TORCH_HOME of the faces jobs when faces.backend is face_alignment)
+FACE_WEIGHTS = pconfig.face_weights_params(config)
+
 
 rule download_dataset:
     output:
@@ -37,3 +40,21 @@ rule download_weights:
         "Fetching weights {wildcards.weights}"
     script:
         "../scripts/download_weights.py"
+
+
+rule download_face_weights:
+    output:
+        marker=f"{FACE_WEIGHTS['dest']}.done",
+    log:
+        "logs/download/weights-face_alignment.log",
+    localrule: True
+    conda:
+        ENV
+    params:
+        detector=FACE_WEIGHTS["detector"],
+        dest=lambda wc, output: output.marker.removesuffix(".done"),
+        code=code("download_face_weights.py"),
+    message:
+        "Fetching the face-alignment weight files into {params.dest}"
+    script:
+        "../scripts/download_face_weights.py"

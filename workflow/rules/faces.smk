@@ -6,6 +6,11 @@
 rule faces:
     input:
         videos=f"{RESULTS}/{{ds}}/videos.parquet",
+        weights=(
+            [ancient(f"{FACE_WEIGHTS['dest']}.done")]
+            if config["faces"]["backend"] == "face_alignment"
+            else []
+        ),
     output:
         tar=f"{RESULTS}/{{ds}}/shards/{{split}}-{{chunk}}.tar",
         table=f"{RESULTS}/{{ds}}/shards/{{split}}-{{chunk}}.parquet",
