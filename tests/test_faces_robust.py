@@ -162,8 +162,9 @@ def test_every_bad_video_has_its_status_and_the_job_succeeds(messy, tmp_path, mo
 
 def test_probe_sees_the_display_rotation(messy):
     rot = messy.filter(pl.col("video_id") == "rotated").row(0, named=True)
+    assert (rot["width"], rot["height"]) == (360, 640)  # stored 640x360, displayed (and probed) upright
     frames = dict(video.read_frames(rot["path"], [0]))
-    assert frames[0].shape == (640, 360, 3)  # upright
+    assert frames[0].shape == (640, 360, 3)
 
 
 # ---------------------------------------------------------------------------- mask-guided choice
