@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,18 +31,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from faces_workers import cpu_name  # noqa: E402  (this directory is on sys.path when run as a script)
 
 RESOLUTIONS = ((640, 360), (1280, 720), (1920, 1080))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_video(path: Path, w: int, h: int, frames: int, seed: int) -> Path:
