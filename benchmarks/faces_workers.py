@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     best = {w: min(t) for w, t in times.items()}
     print(f"device: {cpu_name()}, {os.cpu_count()} logical CPUs")
     print(f"chunk: {a.videos} videos x {a.frames} frames = {frames} frames ({stats['crops']} crops), "
-          f"dlib HOG upsample 1, 256-px frames; best of {a.repeats}")
+          f"dlib, default detection passes, 256-px frames; best of {a.repeats}")
     print(f"{'workers':>8} {'seconds':>9} {'frames/s':>9}")
     for w, s in best.items():
         print(f"{w:>8} {s:>9.2f} {frames / s:>9.1f}")

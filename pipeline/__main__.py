@@ -26,7 +26,8 @@ def _faces(a):
 
     stats = extract_chunk(select_chunk(a.videos, a.split, a.chunk), a.tar, a.table, backend=a.backend,
                           backend_options=json.loads(a.backend_options), num_frames=a.num_frames,
-                          size=a.size, scale=a.scale, threads=a.threads)
+                          size=a.size, scale=a.scale, points=a.points, choice=a.choice, min_side=a.min_side,
+                          png_level=a.png_level, threads=a.threads)
     print(json.dumps(stats))
 
 
@@ -124,11 +125,15 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("faces", help="face crops of one chunk -> WebDataset tar + Parquet")
     _chunk_args(p)
-    p.add_argument("--backend", default="dlib")
-    p.add_argument("--backend-options", default='{"upsample": 1}')
+    p.add_argument("--backend", default="dlib", choices=["dlib", "face_alignment"])
+    p.add_argument("--backend-options", default="{}", help="backend options as JSON (see config.yaml)")
     p.add_argument("--num-frames", type=int, default=32)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--scale", type=float, default=1.3)
+    p.add_argument("--points", default="deepfakebench", choices=["deepfakebench", "centres"])
+    p.add_argument("--choice", default="largest", choices=["largest", "mask"])
+    p.add_argument("--min-side", type=int, default=64)
+    p.add_argument("--png-level", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_faces)
 

@@ -134,10 +134,27 @@ def weights_params(config: dict, name: str) -> dict:
     return {"entry": entry, "seed": config["seed"] if "random" in entry else None}
 
 
+FACES_CROP_KEYS = ("num_frames", "size", "scale", "points", "choice", "min_side", "png_level")
+
+
 def faces_params(config: dict) -> dict:
-    """What face extraction depends on (threads excluded: they do not change the output)."""
+    """What face extraction depends on: the backend, its options and the crop settings.
+
+    ``threads`` and ``chunk_size`` are excluded (they do not change a crop); ``crop`` holds the
+    ``FACES_CROP_KEYS`` present (the schema fills their defaults, ``pipeline.faces.CropSettings``
+    has the same ones).
+    """
     faces = config["faces"]
-    return {k: faces[k] for k in ("backend", "backend_options", "num_frames", "size", "scale")}
+    crop = {k: faces[k] for k in FACES_CROP_KEYS if k in faces}
+    return {"backend": faces["backend"], "backend_options": faces.get("backend_options") or {}, "crop": crop}
+
+
+def face_weights_params(config: dict) -> dict:
+    """What fetching face-alignment's weight files depends on: its detector and where they go."""
+    from pipeline.faces.fan import DEFAULT_WEIGHTS_DIR
+
+    opts = config["faces"].get("backend_options") or {}
+    return {"detector": opts.get("detector", "sfd"), "dest": opts.get("weights_dir", DEFAULT_WEIGHTS_DIR)}
 
 
 def train_params(config: dict, model: str) -> dict:

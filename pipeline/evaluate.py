@@ -34,10 +34,10 @@ def data_counts(frames: pl.DataFrame, scores: pl.DataFrame) -> dict:
         f = tables.empty(tables.FRAMES)
     counts = frame_counts(f)
     per_video = f.group_by(keys).agg(pl.col("label").first())
-    reasons = f.filter(pl.col("key").is_null()).with_columns(pl.col("reason").fill_null("unknown"))
+    reasons = f.filter(pl.col("key").is_null()).with_columns(pl.col("status").fill_null("unknown"))
     fail_videos = {
         str(r): int(n)
-        for r, n in reasons.group_by("reason").agg(pl.struct(keys).n_unique().alias("n")).sort("reason").rows()
+        for r, n in reasons.group_by("status").agg(pl.struct(keys).n_unique().alias("n")).sort("status").rows()
     }
     scored = scores.select(keys).unique() if scores.height else pl.DataFrame(schema={k: pl.String for k in keys})
     manifest_videos = per_video.select(keys)

@@ -1,7 +1,7 @@
 """The manifest stage: per-shard tables -> ``frames.parquet``, ``pairs.parquet``, ``stats.json``.
 
 ``frames.parquet`` concatenates the per-shard tables written by the faces stage (one row per
-sampled frame, with the shard and key of its crop or the reason it has none), so any frame can be
+sampled frame, with its ``status`` and the shard and key of its crop when it is ``ok``), so any frame can be
 found, counted, filtered and joined without opening a tar. ``pairs.parquet`` links each fake video
 to the real video it was made from (FF++ ``A_B`` -> ``A``). ``stats.json`` counts what the report
 shows about the data.
@@ -30,15 +30,15 @@ def build_pairs(videos: pl.DataFrame) -> pl.DataFrame:
 
 
 def frame_counts(frames: pl.DataFrame) -> dict:
-    """Counts over FRAMES rows: sampled frames, stored crops, rows without a crop by reason, and
+    """Counts over FRAMES rows: sampled frames, stored crops, rows without a crop by ``status``, and
     the videos (ids, sorted) that have no crop at all. Shared by ``stats.json`` and ``metrics.json``."""
     keys = ["dataset", "video_id"]
-    without = frames.filter(pl.col("key").is_null()).with_columns(pl.col("reason").fill_null("unknown"))
+    without = frames.filter(pl.col("key").is_null()).with_columns(pl.col("status").fill_null("unknown"))
     per_video = frames.group_by(keys).agg(crops=pl.col("key").is_not_null().sum())
     return {
         "frames_sampled": int(frames["frame_idx"].is_not_null().sum()),
         "crops": int(frames["key"].is_not_null().sum()),
-        "failures": {str(r): int(n) for r, n in without.group_by("reason").len().sort("reason").iter_rows()},
+        "failures": {str(r): int(n) for r, n in without.group_by("status").len().sort("status").iter_rows()},
         "videos_without_crops": per_video.filter(pl.col("crops") == 0).sort(keys)["video_id"].to_list(),
     }
 
@@ -61,6 +61,7 @@ def data_stats(dataset: str, videos: pl.DataFrame, frames: pl.DataFrame) -> dict
         "faces": fc["crops"],
         "faces_by_split": counts(crops, "split") if crops.height else {},
         "failures": fc["failures"],
+        "frames_by_status": counts(frames.with_columns(pl.col("status").fill_null("unknown")), "status"),
         "videos_without_crops": len(fc["videos_without_crops"]),
         "shards": int(frames["shard"].n_unique()),
     }

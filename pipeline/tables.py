@@ -7,7 +7,8 @@ Tables (see DESIGN.md §3):
 
 * ``videos.parquet`` (index): one row per video.
 * ``{split}-{chunk}.parquet`` (faces) and ``frames.parquet`` (manifest): one row per sampled frame;
-  a frame that produced no crop, or a video that could not be read, has a ``reason`` and no ``key``.
+  ``status`` is ``ok`` for a stored crop; a frame that produced no crop, or a video that could not be
+  read, has another ``status`` (``STATUSES``) and no ``key``.
 * ``pairs.parquet`` (manifest): fake video -> its source real video.
 * ``scores.parquet`` (evaluate): one row per evaluated frame with ``p_fake``.
 """
@@ -34,6 +35,7 @@ VIDEOS = {
     "width": pl.Int32,
     "height": pl.Int32,
     "error": pl.String,  # why the video could not be probed; null when readable
+    "mask_path": pl.String,  # optional manipulation-mask video (FF++ official tree, DFD); faces picks that face
     "chunk": pl.Int32,  # faces job that processes it (per split)
 }
 
@@ -47,7 +49,7 @@ FRAMES = {
     "frame_idx": pl.Int64,  # source-video frame index; null for a video-level failure
     "shard": pl.String,  # the tar holding the crop (path from the working directory)
     "key": pl.String,  # WebDataset __key__ of the crop; null when no crop was stored
-    "reason": pl.String,  # null when a crop was stored; else no_face / decode_error / read_failed
+    "status": pl.String,  # ok when a crop was stored; else why not (STATUSES)
     "n_faces": pl.Int32,
     "det_score": pl.Float64,
     "box_x0": pl.Float64,
@@ -76,10 +78,18 @@ SCORES = {
     "p_fake": pl.Float64,
 }
 
-# Reasons a sampled frame has no crop.
-REASON_NO_FACE = "no_face"
-REASON_DECODE_ERROR = "decode_error"  # the video could not be opened or decoded at all
-REASON_READ_FAILED = "read_failed"  # decoding stopped before this frame index
+# Per-frame outcome of the faces stage (the ``status`` column).
+STATUS_OK = "ok"  # crop stored
+STATUS_NO_FACE = "no_face"  # no face detected in the frame
+STATUS_TOO_SMALL = "too_small"  # frame smaller than the faces stage's minimum side: not searched
+STATUS_DECODE_ERROR = "decode_error"  # the video could not be opened or decoded at all (frame_idx null)
+STATUS_READ_FAILED = "read_failed"  # decoding stopped before this frame index (video shorter than its header)
+STATUS_DETECTOR_ERROR = "detector_error"  # the face detector raised on this frame
+STATUS_LANDMARK_ERROR = "landmark_error"  # the landmark model raised or gave non-finite points
+STATUS_ALIGN_ERROR = "align_error"  # fitting the transform, warping or encoding the crop raised
+STATUS_VIDEO_ERROR = "video_error"  # an unexpected error ended this video (frame_idx null); see the job log
+STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_TOO_SMALL, STATUS_DECODE_ERROR, STATUS_READ_FAILED,
+            STATUS_DETECTOR_ERROR, STATUS_LANDMARK_ERROR, STATUS_ALIGN_ERROR, STATUS_VIDEO_ERROR)
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 

@@ -1,11 +1,11 @@
 """Video access for the faces stage: frame sampling, probing and sequential decoding.
 
-The behaviour follows DeepfakeBench's ``preprocessing/preprocess.py`` (DATA_REFERENCE.md §1.2):
+The behaviour follows DeepfakeBench's ``preprocessing/preprocess.py``:
 
 * the sampled indices are ``np.linspace(0, N-1, k, dtype=int)`` (duplicates, which appear when
   ``N < k``, are dropped here: the same frame is never cropped twice);
-* the video is decoded **sequentially from frame 0** with ``cap.read()`` (no seeking, which is
-  unreliable on many codecs), and a failed read ends the video.
+* the video is decoded **sequentially from frame 0** (no seeking, which is unreliable on many
+  codecs); only the sampled frames are converted to RGB, and a failed read ends the video.
 
 Nothing here raises for a bad video file: :func:`probe` reports an ``error`` string and
 :func:`read_frames` simply stops yielding; the caller compares the yielded indices with the ones
@@ -91,16 +91,18 @@ def probe(path) -> dict:
 
 
 def read_frames(path, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(frame_idx, rgb_frame)`` for the requested indices, decoding sequentially.
+    """Yield ``(frame_idx, rgb_frame)`` for the requested indices, in one sequential pass.
 
-    Frames are decoded one after the other from frame 0 with ``cap.read()``; frames that were
-    not requested are skipped after decoding (DeepfakeBench behaviour). The frames are RGB,
-    ``uint8``, ``H×W×3``, in increasing index order (duplicates in ``indices`` are yielded once).
+    Every frame from 0 to the last requested index goes through the decoder in order (no seeking,
+    which is unreliable on many codecs), but only the requested ones are converted to RGB
+    (``cap.grab()`` for the others, ``cap.retrieve()`` for those): the same frames as decoding each
+    with ``cap.read()``, without the colour conversion and copy of the frames nobody uses. A
+    display matrix (rotated phone video) is applied by OpenCV, so frames come upright. The frames
+    are RGB, ``uint8``, ``H×W×3``, in increasing index order (duplicates are yielded once).
 
-    Decoding stops cleanly at the first failed read (or when the file cannot be opened): the
-    indices that were requested but not yielded were not reached; compare the yielded indices
-    with the requested ones to find them (see :func:`missing_indices`). Never raises for a bad
-    or truncated file.
+    Decoding stops cleanly at the first failed grab (or when the file cannot be opened): the
+    indices that were requested but not yielded were not reached (see :func:`missing_indices`).
+    Never raises for a bad or truncated file.
     """
     wanted = sorted({int(i) for i in indices if int(i) >= 0})
     if not wanted:
@@ -110,18 +112,16 @@ def read_frames(path, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]
         if not cap.isOpened():
             return
         wanted_set = set(wanted)
-        last = wanted[-1]
-        idx = 0
-        while idx <= last:
+        for idx in range(wanted[-1] + 1):
             try:
-                ok, frame = cap.read()
+                ok = cap.grab()
+                frame = cap.retrieve()[1] if ok and idx in wanted_set else None
             except cv2.error:  # pragma: no cover - defensive, a decoder error ends the video
                 break
-            if not ok or frame is None:
+            if not ok or (idx in wanted_set and frame is None):
                 break
-            if idx in wanted_set:
+            if frame is not None:
                 yield idx, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            idx += 1
     finally:
         cap.release()
 

@@ -31,6 +31,9 @@ def test_shipped_configs_are_valid_and_get_defaults(cfg, repo):
 @pytest.mark.parametrize("path, value, key", [
     (("faces", "num_frames"), "many", "num_frames"),
     (("faces", "backend"), "haar", "backend"),
+    (("faces", "points"), "corners", "points"),
+    (("faces", "choice"), "nearest", "choice"),
+    (("faces", "png_level"), 10, "png_level"),
     (("training", "optim", "lr"), -1, "lr"),
     (("training", "augment", "hflip", "p"), 1.5, "p"),
     (("evaluate", "video_reduce"), "max", "video_reduce"),
@@ -188,3 +191,23 @@ def test_every_commented_variant_in_config_yaml_is_valid(repo):
     assert {"ln", "ln_l2", "ln_l2_unal", "gend", "lnclip_df_25pct"} <= set(cfg["models"])
     assert pconfig.model_config(cfg, "gend")["slerp"]["enabled"] is False
     assert pconfig.model_config(cfg, "lnclip_df_expand")["slerp"]["expand_to"] == 1024
+
+
+def test_faces_params_hold_the_crop_and_the_backend(repo):
+    cfg = pconfig.load(repo / "config.yaml")
+    validate(cfg, schema=str(repo / SCHEMA))
+    p = pconfig.faces_params(cfg)
+    assert p == {"backend": "dlib", "backend_options": {"passes": [[360, 0], [360, 1], [None, 1]]},
+                 "crop": {"num_frames": 32, "size": 256, "scale": 1.3, "points": "deepfakebench",
+                          "choice": "largest", "min_side": 64, "png_level": 1}}
+    from pipeline.faces import CropSettings
+
+    assert CropSettings(**p["crop"]) == CropSettings()  # the config's crop is the library default
+    for key, value in (("choice", "mask"), ("points", "centres"), ("backend", "face_alignment")):
+        other = copy.deepcopy(cfg)
+        other["faces"][key] = value
+        assert pconfig.faces_params(other) != p, key
+    fa = copy.deepcopy(cfg)
+    fa["faces"]["backend_options"] = {"detector": "blazeface", "weights_dir": "/models/fa"}
+    assert pconfig.face_weights_params(fa) == {"detector": "blazeface", "dest": "/models/fa"}
+    assert pconfig.face_weights_params(cfg) == {"detector": "sfd", "dest": "resources/weights/face_alignment"}

@@ -20,14 +20,14 @@ def videos():
     }), tables.VIDEOS, "videos")
 
 
-def frame_rows(video_id, split, label, method, n_ok, n_fail=0, reason=tables.REASON_NO_FACE, shard="s.tar"):
+def frame_rows(video_id, split, label, method, n_ok, n_fail=0, status=tables.STATUS_NO_FACE, shard="s.tar"):
     rows = []
     for i in range(n_ok + n_fail):
         ok = i < n_ok
         rows.append({"dataset": "d", "video_id": video_id, "split": split, "label": label, "method": method,
                      "frame_idx": i * 10, "shard": shard,
                      "key": tables.sample_key(video_id, i * 10) if ok else None,
-                     "reason": None if ok else reason})
+                     "status": tables.STATUS_OK if ok else status})
     return rows
 
 
@@ -45,7 +45,7 @@ def test_manifest_concatenates_counts_and_checks(tmp_path):
     a = frame_rows("real/000", "train", 0, "real", 3, 1) + frame_rows("DF/000_003", "train", 1, "DF", 4)
     b = frame_rows("DF/001_002", "val", 1, "DF", 0, 2) + [
         {"dataset": "d", "video_id": "real/005", "split": "test", "label": 0, "method": "real",
-         "frame_idx": None, "shard": "t.tar", "key": None, "reason": tables.REASON_DECODE_ERROR}]
+         "frame_idx": None, "shard": "t.tar", "key": None, "status": tables.STATUS_DECODE_ERROR}]
     tables.write_parquet(pl.DataFrame(a), tmp_path / "a.parquet", tables.FRAMES, "frames")
     tables.write_parquet(pl.DataFrame(b), tmp_path / "b.parquet", tables.FRAMES, "frames")
     out = [tmp_path / n for n in ("frames.parquet", "pairs.parquet", "stats.json")]
@@ -56,6 +56,7 @@ def test_manifest_concatenates_counts_and_checks(tmp_path):
     assert json.loads(out[2].read_text()) == stats
     assert stats["faces"] == 7 and stats["frames_sampled"] == 10
     assert stats["failures"] == {"decode_error": 1, "no_face": 3}
+    assert stats["frames_by_status"] == {"decode_error": 1, "no_face": 3, "ok": 7}
     assert stats["videos_without_crops"] == 2 and stats["unreadable_videos"] == 1
     assert stats["videos_by_label"] == {"real": 2, "fake": 2}
 

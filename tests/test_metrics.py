@@ -242,7 +242,7 @@ def test_evaluate_model_writes_scores_and_metrics(tmp_path):
     sc = _scores_table()
     # Manifest: every scored frame, plus a video with no face at all and one that could not be decoded.
     fr = sc.select("dataset", "video_id", "label", "method", "frame_idx", "key").with_columns(
-        pl.lit("test").alias("split"), pl.lit(None, dtype=pl.String).alias("reason")
+        pl.lit("test").alias("split"), pl.lit("ok").alias("status")
     )
     extra = pl.DataFrame(
         {
@@ -253,7 +253,7 @@ def test_evaluate_model_writes_scores_and_metrics(tmp_path):
             "frame_idx": [0, 1, None],
             "key": [None, None, None],
             "split": ["test"] * 3,
-            "reason": ["no_face", "no_face", "decode_error"],
+            "status": ["no_face", "no_face", "decode_error"],
         }
     )
     frames = tables.conform(pl.concat([fr, extra], how="diagonal_relaxed"), tables.FRAMES, "frames")

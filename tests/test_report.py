@@ -49,7 +49,7 @@ def _frames_of(scores: pl.DataFrame) -> pl.DataFrame:
     )
     lost = pl.DataFrame(
         {"dataset": ["D"], "video_id": ["real/lost"], "label": [0], "method": ["real"], "frame_idx": [None],
-         "key": [None], "split": ["test"], "reason": ["decode_error"]}
+         "key": [None], "split": ["test"], "status": ["decode_error"]}
     )
     return tables.conform(pl.concat([fr, lost], how="diagonal_relaxed"), tables.FRAMES, "frames")
 

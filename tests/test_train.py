@@ -101,7 +101,7 @@ def toy(tmp_path_factory):
                 "split": split,
                 "label": label,
                 "frame_idx": 40,
-                "reason": "no_face",
+                "status": "no_face",
             }
         )
     for sink in sinks:

@@ -101,3 +101,27 @@ def test_read_frames_stops_at_truncated_video(clips):
 def test_write_video_errors(tmp_path):
     with pytest.raises(ValueError):
         video.write_video(tmp_path / "none.mp4", [])
+
+
+def test_grabbed_frames_equal_fully_decoded_frames(tmp_path):
+    """read_frames grabs the frames nobody asked for (no colour conversion) and retrieves the sampled
+    ones: the same pixels as decoding every frame with cap.read(), for inter-coded MPEG-4 too."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    frames = [np.roll(base, 3 * i, axis=1) for i in range(30)]
+    path = video.write_video(tmp_path / "moving.mp4", frames)
+    cap = cv2.VideoCapture(str(path))
+    decoded = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        decoded.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+    cap.release()
+    assert len(decoded) == 30
+    wanted = video.sample_indices(30, 7)
+    got = dict(video.read_frames(path, wanted))
+    assert sorted(got) == wanted.tolist()
+    for i in wanted:
+        assert np.array_equal(got[int(i)], decoded[int(i)]), i
+    assert not np.array_equal(decoded[4], decoded[5])  # the frames do differ

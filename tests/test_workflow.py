@@ -116,7 +116,7 @@ def test_unreadable_video_is_recorded_and_the_run_goes_on(demo):
     assert broken.height == 1
     frames = pl.read_parquet(results / "demo_shift/frames.parquet")
     rows = frames.filter(pl.col("video_id") == broken["video_id"][0])
-    assert rows["reason"].to_list() == ["decode_error"] and rows["key"].is_null().all()
+    assert rows["status"].to_list() == ["decode_error"] and rows["key"].is_null().all()
     stats = json.loads((results / "demo_shift/stats.json").read_text())
     assert stats["unreadable_videos"] == 1 and stats["failures"].get("decode_error") == 1
 

@@ -8,6 +8,9 @@ from pipeline.download import missing_sources
 for message in missing_sources(config):
     logger.warning(f"Warning: {message}")
 
+# face-alignment's files (TORCH_HOME of the faces jobs when faces.backend is face_alignment)
+FACE_WEIGHTS = pconfig.face_weights_params(config)
+
 
 rule download_dataset:
     input:
@@ -50,3 +53,21 @@ rule download_weights:
         "Fetching weights {wildcards.weights}"
     script:
         "../scripts/download_weights.py"
+
+
+rule download_face_weights:
+    output:
+        marker=f"{FACE_WEIGHTS['dest']}.done",
+    log:
+        "logs/download/weights-face_alignment.log",
+    localrule: True
+    conda:
+        ENV
+    params:
+        detector=FACE_WEIGHTS["detector"],
+        dest=lambda wc, output: output.marker.removesuffix(".done"),
+        code=code("download_face_weights.py"),
+    message:
+        "Fetching the face-alignment weight files into {params.dest}"
+    script:
+        "../scripts/download_face_weights.py"

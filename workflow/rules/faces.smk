@@ -7,6 +7,11 @@ rule faces:
     input:
         force_damaged,
         videos=L.videos("{ds}"),
+        weights=(
+            [ancient(f"{FACE_WEIGHTS['dest']}.done")]
+            if config["faces"]["backend"] == "face_alignment"
+            else []
+        ),
     output:
         tar=L.shard("{ds}", "{split}", "{chunk}", "tar"),
         table=L.shard("{ds}", "{split}", "{chunk}", "parquet"),

@@ -9,5 +9,4 @@ logs.setup(snakemake.log[0])
 w, f = snakemake.wildcards, snakemake.params.faces
 videos = select_chunk(snakemake.input.videos, w.split, int(w.chunk))
 extract_chunk(videos, snakemake.output.tar, snakemake.output.table, backend=f["backend"],
-              backend_options=f["backend_options"], num_frames=f["num_frames"], size=f["size"],
-              scale=f["scale"], threads=snakemake.threads)
+              backend_options=f["backend_options"], threads=snakemake.threads, **f["crop"])

@@ -1,0 +1,141 @@
+"""The ``face_alignment`` backend: the face-alignment package's detector (S3FD or BlazeFace) and its
+2D-FAN 68-point landmark network, on the GPU when there is one, on the CPU otherwise.
+
+Its weight files are not on PyPI: face-alignment downloads them at run time into
+``$TORCH_HOME/hub/checkpoints``. The workflow fetches them once (:func:`fetch_weights`, rule
+``download_face_weights``) into ``resources/weights/face_alignment/hub/checkpoints`` and points
+``TORCH_HOME`` at ``resources/weights/face_alignment`` for the faces jobs, so compute nodes never
+reach the internet; :func:`require_weights` stops a job before any work, naming each missing file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .backends import Face, FaceBackend, as_uint8, downscale
+
+log = logging.getLogger("pipeline.faces")
+
+DEFAULT_WEIGHTS_DIR = "resources/weights/face_alignment"
+DETECTORS = ("sfd", "blazeface")
+
+
+def weight_urls(detector: str = "sfd") -> dict[str, str]:
+    """File name -> URL of every weight file the backend needs with ``detector`` (from the package)."""
+    if detector not in DETECTORS:
+        raise ValueError(f"face_alignment backend: detector {detector!r} is not one of {', '.join(DETECTORS)}")
+    from face_alignment.api import models_urls
+
+    urls = [models_urls["2DFAN-4"]]
+    if detector == "sfd":
+        from face_alignment.detection.sfd.sfd_detector import models_urls as det
+        urls.append(det["s3fd"])
+    else:
+        from face_alignment.detection.blazeface.blazeface_detector import models_urls as det
+        urls += [det["blazeface_weights"], det["blazeface_anchors"]]
+    return {os.path.basename(urlparse(u).path): u for u in urls}
+
+
+def checkpoints_dir(weights_dir: str | os.PathLike = DEFAULT_WEIGHTS_DIR) -> Path:
+    """Where face-alignment looks for its files when ``TORCH_HOME`` is ``weights_dir``."""
+    return Path(weights_dir) / "hub" / "checkpoints"
+
+
+def require_weights(options: dict) -> None:
+    """Raise ``FileNotFoundError`` naming each missing weight file, its URL and where to put it."""
+    weights_dir = options.get("weights_dir", DEFAULT_WEIGHTS_DIR)
+    ckpt = checkpoints_dir(weights_dir)
+    missing = {n: u for n, u in weight_urls(options.get("detector", "sfd")).items() if not (ckpt / n).is_file()}
+    if missing:
+        lines = "\n".join(f"  {ckpt / n}  <- {u}" for n, u in missing.items())
+        raise FileNotFoundError(
+            f"face_alignment backend: {len(missing)} weight file(s) missing from {ckpt}:\n{lines}\n"
+            f"Fetch them on a machine with internet (snakemake {Path(weights_dir)}.done, or download each URL) "
+            f"and copy them to {ckpt}; the faces jobs never download.")
+
+
+def fetch_weights(dest: str | os.PathLike, detector: str = "sfd", marker=None) -> dict:
+    """Download the weight files (skipping those present) into ``dest/hub/checkpoints``; write the marker."""
+    from torch.hub import download_url_to_file
+
+    from pipeline.download import sha256_file, write_marker
+
+    ckpt = checkpoints_dir(dest)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    for name, url in weight_urls(detector).items():
+        if not (ckpt / name).is_file():
+            log.info("downloading %s into %s", url, ckpt)
+            download_url_to_file(url, str(ckpt / name), progress=False)
+    info = {"kind": "face_alignment", "detector": detector, "dir": str(Path(dest)),
+            "files": {n: sha256_file(ckpt / n) for n in weight_urls(detector)}}
+    return write_marker(marker, info) if marker else info
+
+
+class FaceAlignmentBackend(FaceBackend):
+    """face-alignment's detector + 2D-FAN (68 iBUG points, same numbering as dlib's model).
+
+    Options: ``detector`` (``sfd``, ``blazeface``), ``device`` (``auto``: CUDA when available),
+    ``batch_size`` (frames per detector call and faces per FAN call), ``detect_side`` (shorter side
+    of the detection image; None: full resolution), ``flip_input`` (FAN on the mirrored crop too,
+    twice the cost), ``compile`` (``torch.compile`` of FAN), ``weights_dir`` (``TORCH_HOME`` of the
+    job), ``threshold`` (minimum detector score).
+    """
+
+    name = "face_alignment"
+
+    def __init__(self, detector: str = "sfd", device: str = "auto", batch_size: int = 8,
+                 detect_side: int | None = 720, flip_input: bool = False, compile: bool = False,
+                 weights_dir: str | os.PathLike = DEFAULT_WEIGHTS_DIR, threshold: float = 0.5):
+        import torch
+
+        require_weights({"detector": detector, "weights_dir": weights_dir})
+        os.environ["TORCH_HOME"] = str(Path(weights_dir).resolve())
+        torch.hub.set_dir(str(Path(weights_dir).resolve() / "hub"))
+        import face_alignment
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device, self.batch_size, self.detect_side = device, int(batch_size), detect_side
+        self.threshold = float(threshold)
+        self.fa = face_alignment.FaceAlignment(
+            face_alignment.LandmarksType.TWO_D, device=device, flip_input=flip_input, face_detector=detector,
+            compile=compile, max_batch_size=self.batch_size)
+
+    def _faces(self, boxes, f: float) -> list[Face]:
+        out = []
+        for b in boxes if boxes is not None else []:
+            b = np.asarray(b, dtype=np.float64)
+            if b.size >= 5 and np.isfinite(b[:5]).all() and b[4] >= self.threshold:
+                out.append(Face(box=tuple(float(v) / f for v in b[:4]), score=float(b[4])))
+        return out
+
+    def detect(self, image_rgb: np.ndarray) -> list[Face]:
+        small, f = downscale(as_uint8(image_rgb), self.detect_side)
+        return self._faces(self.fa.face_detector.detect_from_image(small.copy()), f)
+
+    def detect_batch(self, frames: list[np.ndarray]) -> list[list[Face]]:
+        """One detector call for frames of the same size (one video); else frame by frame."""
+        import torch
+
+        if len(frames) < 2 or len({fr.shape for fr in frames}) != 1:
+            return super().detect_batch(frames)
+        small = [downscale(as_uint8(fr), self.detect_side) for fr in frames]
+        try:
+            batch = torch.from_numpy(np.stack([s for s, _ in small])).permute(0, 3, 1, 2).float()
+            boxes = self.fa.face_detector.detect_from_batch(batch.to(self.device))
+        except Exception as exc:  # find the frame that fails: one by one
+            log.warning("face_alignment batch detection failed (%r); detecting frame by frame", exc)
+            return super().detect_batch(frames)
+        return [self._faces(b, f) for b, (_, f) in zip(boxes, small)]
+
+    def landmarks(self, image_rgb: np.ndarray, face: Face) -> np.ndarray:
+        box = np.array([[*face.box, face.score]], dtype=np.float64)
+        pts = self.fa.get_landmarks_from_image(as_uint8(image_rgb), detected_faces=box)
+        if not pts:
+            raise RuntimeError("face_alignment returned no landmarks for a given box")
+        return np.asarray(pts[0], dtype=np.float64)[:, :2]
