@@ -69,9 +69,9 @@ def as_png(data: bytes) -> bytes | None:
     return buf.tobytes() if ok else None
 
 
-def _record(video: dict, frame_idx, reason=None, key=None) -> dict:
+def _record(video: dict, frame_idx, status=tables.STATUS_OK, key=None) -> dict:
     rec = {f: video.get(f) for f in _VIDEO_FIELDS}
-    rec.update(frame_idx=frame_idx, key=key, reason=reason)
+    rec.update(frame_idx=frame_idx, key=key, status=status)
     return rec
 
 
@@ -80,7 +80,7 @@ def import_video(video: dict, num_frames: int) -> list[tuple[dict, bytes | None]
     folder = Path(video["path"])
     files = frame_files(folder) if folder.is_dir() else []
     if video.get("error") or not files:
-        return [(_record(video, None, tables.REASON_DECODE_ERROR), None)]
+        return [(_record(video, None, tables.STATUS_DECODE_ERROR), None)]
     out = []
     for pos in sample_indices(len(files), num_frames):
         path = files[int(pos)]
@@ -88,7 +88,7 @@ def import_video(video: dict, num_frames: int) -> list[tuple[dict, bytes | None]
         idx = int(pos) if idx is None else idx
         png = as_png(path.read_bytes())
         if png is None:
-            out.append((_record(video, idx, tables.REASON_DECODE_ERROR), None))
+            out.append((_record(video, idx, tables.STATUS_DECODE_ERROR), None))
         else:
             out.append((_record(video, idx, key=tables.sample_key(video["video_id"], idx)) | {"file": path.name},
                         png))

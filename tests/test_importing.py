@@ -191,8 +191,8 @@ def test_import_records_a_vanished_or_unreadable_video(tmp_path):
                            "path": [str(folder), str(tmp_path / "gone")], "error": [None, "file not found"]})
     importing.import_chunk(videos, tmp_path / "s.tar", tmp_path / "s.parquet", num_frames=3)
     df = pl.read_parquet(tmp_path / "s.parquet").sort("video_id", "frame_idx", nulls_last=True)
-    assert df.select("video_id", "frame_idx", "reason").rows() == [
-        ("gone", None, "decode_error"), ("v1", 0, None), ("v1", 1, None), ("v1", 2, "decode_error")]
+    assert df.select("video_id", "frame_idx", "status").rows() == [
+        ("gone", None, "decode_error"), ("v1", 0, "ok"), ("v1", 1, "ok"), ("v1", 2, "decode_error")]
     assert len(tar_members(tmp_path / "s.tar")) == 4
 
 
