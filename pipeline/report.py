@@ -473,11 +473,13 @@ def build_report(
             e = ev.get((m, b))
             a = _get(e, "metrics", "video", "auroc") if e else None
             ci = _get(e, "metrics", "video", "auroc_ci") if e else None
-            if _finite(a):
+            in_domain = bool(e and e.get("in_domain"))
+            if _finite(a) and not in_domain:
                 vals.append(a)
             cells.append(
                 {
                     "benchmark": b,
+                    "in_domain": in_domain,
                     "value": f"{100.0 * a:.6g}" if _finite(a) else "",
                     "text": pct(a) if e else "",
                     "ci": _ci_text(ci),
@@ -485,13 +487,14 @@ def build_report(
                 }
             )
         mean = float(np.mean(vals)) if vals else None
+        cross = [b for b in benches if not (ev.get((m, b)) or {}).get("in_domain")]
         auroc_rows.append(
             {
                 "model": m,
                 "color": colors[m],
                 "cells": cells,
                 "mean_value": f"{100.0 * mean:.6g}" if mean is not None else "",
-                "mean_text": pct(mean) + ("*" if mean is not None and len(vals) < len(benches) else ""),
+                "mean_text": pct(mean) + ("*" if mean is not None and len(vals) < len(cross) else ""),
                 "mean_n": len(vals),
                 "evaluated": any((m, b) in ev for b in benches),
             }
@@ -669,7 +672,10 @@ def report_from_workflow(out_html, config: dict, *, require_all: bool = True) ->
             raise FileNotFoundError(f"report: {path} does not exist; run the workflow to produce it")
         return False
 
-    evaluations = [{"model": m, "benchmark": b, "metrics_path": L.metrics(m, b), "scores_path": L.scores(m, b)}
+    # A benchmark on the dataset a model trained on is in-domain: shown, marked, left out of its mean.
+    trained_on = {m: model_config(config, m)["data"]["dataset"] for m in models}
+    evaluations = [{"model": m, "benchmark": b, "metrics_path": L.metrics(m, b), "scores_path": L.scores(m, b),
+                    "in_domain": config["benchmarks"][b]["dataset"] == trained_on[m]}
                    for m in models for b in benchmarks if have(L.metrics(m, b)) and have(L.scores(m, b))]
     dataset_entries = [{"name": ds, "stats_path": L.stats(ds),
                         "checksums": L.dataset_marker(ds) if Path(L.dataset_marker(ds)).is_file() else {}}

@@ -168,6 +168,23 @@ def test_auroc_table_values_and_mean(built):
     assert all(p.cells[("LNCLIP-DF", b)][0] > p.cells[("linear probe <baseline>", b)][0] for b in BENCHES)
 
 
+def test_in_domain_benchmark_is_marked_and_left_out_of_the_mean(built, tmp_path):
+    inp = built["inp"]
+    first = next(iter(BENCHES))
+    evaluations = [dict(e, in_domain=e["benchmark"] == first) for e in inp["evaluations"]]
+    out = tmp_path / "r.html"
+    build_report(out, evaluations=evaluations, datasets=inp["datasets"], trainings=inp["trainings"],
+                 provenance=inp["provenance"], title="t", demo=False)
+    html = out.read_text(encoding="utf-8")
+    p = _Cells()
+    p.feed(html)
+    for model in MODELS:
+        cross = [inp["expected"][(model, b)]["video"]["auroc"] for b in BENCHES if b != first]
+        assert float(p.means[model][0]) == pytest.approx(100 * np.mean(cross), abs=1e-4)
+        assert p.cells[(model, first)][1].split("[")[0].strip().endswith("\u2020")  # the dagger mark
+    assert html.count('data-in-domain="1"') == len(MODELS)
+
+
 def test_structure_escaping_and_self_contained(built):
     html = built["html"]
     assert html.count('id="demo-banner"') == 1 and DEMO_TEXT in html
