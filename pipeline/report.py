@@ -634,6 +634,7 @@ def build_report(
         demo=bool(demo),
         demo_text=DEMO_TEXT,
         benchmarks=benches,
+        incomplete={b: e["incomplete"] for (_, b), e in ev.items() if e.get("incomplete")},
         auroc_rows=auroc_rows,
         bench_sections=bench_sections,
         metric_columns=[label for _, label in METRIC_COLUMNS],
@@ -649,6 +650,15 @@ def build_report(
     write_text(out, html)
     return {"path": str(out), "bytes": len(html.encode("utf-8")), "seconds": time.perf_counter() - t0,
             "models": models, "benchmarks": benches}
+
+
+def _incomplete_copy(stats_path: str, split: str) -> str | None:
+    """The index's message when the user's copy of a benchmark's split misses official videos."""
+    if not Path(stats_path).is_file():
+        return None
+    checks = json.loads(Path(stats_path).read_text()).get("completeness") or []
+    msgs = [c["message"] for c in checks if c.get("split") == split and not c.get("complete")]
+    return "; ".join(msgs) or None
 
 
 def report_from_workflow(out_html, config: dict, *, require_all: bool = True) -> dict:
@@ -675,7 +685,9 @@ def report_from_workflow(out_html, config: dict, *, require_all: bool = True) ->
     # A benchmark on the dataset a model trained on is in-domain: shown, marked, left out of its mean.
     trained_on = {m: model_config(config, m)["data"]["dataset"] for m in models}
     evaluations = [{"model": m, "benchmark": b, "metrics_path": L.metrics(m, b), "scores_path": L.scores(m, b),
-                    "in_domain": config["benchmarks"][b]["dataset"] == trained_on[m]}
+                    "in_domain": config["benchmarks"][b]["dataset"] == trained_on[m],
+                    "incomplete": _incomplete_copy(L.stats(config["benchmarks"][b]["dataset"]),
+                                                   config["benchmarks"][b]["split"])}
                    for m in models for b in benchmarks if have(L.metrics(m, b)) and have(L.scores(m, b))]
     dataset_entries = [{"name": ds, "stats_path": L.stats(ds),
                         "checksums": L.dataset_marker(ds) if Path(L.dataset_marker(ds)).is_file() else {}}

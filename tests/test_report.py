@@ -185,6 +185,19 @@ def test_in_domain_benchmark_is_marked_and_left_out_of_the_mean(built, tmp_path)
     assert html.count('data-in-domain="1"') == len(MODELS)
 
 
+def test_incomplete_benchmark_copy_is_flagged_beside_its_numbers(built, tmp_path):
+    inp = built["inp"]
+    first = next(iter(BENCHES))
+    msg = "CDFv2 test: 512 of 518 videos found, missing: Celeb-real/id0_0000"
+    evaluations = [dict(e, incomplete=msg if e["benchmark"] == first else None) for e in inp["evaluations"]]
+    out = tmp_path / "r.html"
+    build_report(out, evaluations=evaluations, datasets=inp["datasets"], trainings=inp["trainings"],
+                 provenance=inp["provenance"], title="t", demo=False)
+    html = out.read_text(encoding="utf-8")
+    assert html.count("data-incomplete-benchmark=") == 1 and f'data-incomplete-benchmark="{first}"' in html
+    assert "512 of 518 videos found" in html
+
+
 def test_structure_escaping_and_self_contained(built):
     html = built["html"]
     assert html.count('id="demo-banner"') == 1 and DEMO_TEXT in html
