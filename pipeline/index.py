@@ -41,7 +41,10 @@ def list_videos(dataset: str, adapter: str, root: str | Path, options: dict | No
     rows = list(spec.list(dataset, root, options or {}))
     if not rows:
         raise DatasetLayoutError(f"dataset {dataset!r}: the {adapter} adapter found no videos under {root}")
-    df = pl.DataFrame(rows, schema_overrides={"source_id": pl.String}).with_columns(dataset=pl.lit(dataset))
+    df = pl.DataFrame(rows, schema_overrides={"source_id": pl.String, "mask_path": pl.String},
+                      infer_schema_length=None).with_columns(dataset=pl.lit(dataset))
+    if "mask_path" not in df.columns:  # only official trees with mask videos have them
+        df = df.with_columns(mask_path=pl.lit(None, dtype=pl.String))
     dup = df.filter(pl.col("video_id").is_duplicated())["video_id"].unique().to_list()
     if dup:
         raise DatasetLayoutError(f"dataset {dataset!r}: duplicate video ids {dup[:5]}")

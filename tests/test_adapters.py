@@ -295,3 +295,21 @@ def test_the_workflow_declares_completeness_where_the_index_writes_it():
                            "cdf": {"source": {"path": "/data/cdf"}}}, "results": "res"}
     assert dataset_root(config, "fsh") == dataset_root(config, "ff") == "resources/datasets/ff"
     assert dataset_root(config, "cdf") == "/data/cdf"
+
+
+def test_official_tree_fakes_carry_their_mask_videos(tmp_path, put):
+    """FF++ and DFD official trees ship mask videos beside each method's videos; the faces stage uses
+    them to crop the manipulated face. The Kaggle mirror has none."""
+    ffpp_tree(tmp_path, put, folders=("original", "Deepfakes"), mirror=False)
+    put(tmp_path, "manipulated_sequences/Deepfakes/masks/videos/953_974.mp4")
+    put(tmp_path, *[f"original_sequences/actors/c23/videos/{n}.mp4" for n in DFD_REALS],
+        *[f"manipulated_sequences/DeepFakeDetection/c23/videos/{n}.mp4" for n in DFD_FAKES],
+        f"manipulated_sequences/DeepFakeDetection/masks/videos/{DFD_FAKES[0]}.mp4")
+    r = rows(index.list_videos("ffpp", "ffpp", tmp_path, {"methods": ["real", "DF"]}))
+    assert r["DF/953_974"]["mask_path"] == str(tmp_path / "manipulated_sequences/Deepfakes/masks/videos/953_974.mp4")
+    assert r["DF/974_953"]["mask_path"] is None and r["real/953"]["mask_path"] is None
+    d = rows(index.list_videos("dfd", "dfd", tmp_path, {}))
+    assert d[f"DFD/{DFD_FAKES[0]}"]["mask_path"].endswith(f"DeepFakeDetection/masks/videos/{DFD_FAKES[0]}.mp4")
+    mirror = tmp_path / "mirror"
+    ffpp_tree(mirror, put, folders=("original", "Deepfakes"))
+    assert index.list_videos("m", "ffpp", mirror, {"methods": ["real", "DF"]})["mask_path"].is_null().all()

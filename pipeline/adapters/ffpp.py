@@ -110,7 +110,16 @@ def adapter_ffpp(dataset: str, root: Path, options: dict) -> Iterator[dict]:
             elif method == "real":
                 yield row(f"real/{stem}", path, REAL, split=split_of[target])
             else:  # fake A_B keeps the frames and background of real video A
-                yield row(f"{method}/{stem}", path, FAKE, method, f"real/{target}", split_of[target])
+                yield row(f"{method}/{stem}", path, FAKE, method, f"real/{target}", split_of[target]) | mask_of(path)
+
+
+def mask_of(path) -> dict:
+    """``mask_path`` of a fake in the official tree: ``<Method>/masks/videos/<name>`` beside
+    ``<Method>/<compression>/videos/<name>`` (the faces stage then crops the face under the mask);
+    none for the Kaggle mirror, which ships no masks."""
+    path = Path(path)
+    mask = path.parents[2] / "masks" / "videos" / path.name if len(path.parents) > 2 else None
+    return {"mask_path": str(mask)} if mask is not None and mask.is_file() else {}
 
 
 def dfd_protocol(options: dict) -> list[Protocol]:
@@ -146,4 +155,4 @@ def adapter_dfd(dataset: str, root: Path, options: dict) -> Iterator[dict]:
         yield row(f"real/{stem}", path, REAL)
     for stem, path in fakes.items():
         source = dfd_real_of(stem)
-        yield row(f"DFD/{stem}", path, FAKE, "DFD", source if source and source[5:] in reals else None)
+        yield row(f"DFD/{stem}", path, FAKE, "DFD", source if source and source[5:] in reals else None) | mask_of(path)
