@@ -37,13 +37,25 @@ def preprocess(img: Image.Image, image_size: int) -> torch.Tensor:
 
     RGB, bicubic (PIL) resize of the whole image to a square (for the square face crops this is what
     CLIP's processor does: shortest-side resize then a no-op centre crop), scale to [0, 1], subtract
-    CLIP's mean and divide by its std.
+    CLIP's mean and divide by its std. Equal, bit for bit, to ``normalize(to_uint8(img, size))``.
     """
+    return normalize(to_uint8(img, image_size))
+
+
+def to_uint8(img: Image.Image, image_size: int) -> torch.Tensor:
+    """PIL image -> RGB ``uint8`` tensor ``[3, image_size, image_size]`` (bicubic PIL resize).
+
+    What the loader ships: a quarter of float32's bytes; :func:`normalize` runs on the device."""
     img = img.convert("RGB")
     if img.size != (image_size, image_size):
         img = img.resize((image_size, image_size), Image.BICUBIC)
-    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / np.float32(255.0)).permute(2, 0, 1)
-    return (x - _MEAN) / _STD
+    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """``uint8 [..., 3, H, W]`` (any device) -> float32 scaled to [0, 1] and CLIP-normalised there."""
+    mean, std = _MEAN.to(x.device, non_blocking=True), _STD.to(x.device, non_blocking=True)
+    return (x.to(torch.float32) / 255.0 - mean) / std
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,19 +175,20 @@ def _in_keys(keys: frozenset, sample: dict) -> bool:
 
 def _decode_png(png: bytes, *, key: str, image_size: int, augmenter: Augmenter | None, seed: int,
                 epoch: int) -> torch.Tensor:
+    """PNG bytes -> augmented (seeded by seed, epoch, key) ``uint8 [3, size, size]``."""
     img = Image.open(io.BytesIO(png))
     img.load()
     if augmenter is not None:
         img = augmenter(img, random.Random(derive_seed(seed, epoch, key)))
-    return preprocess(img, image_size)
+    return to_uint8(img, image_size)
 
 
 def _decode(sample: dict, *, image_size: int, augmenter: Augmenter | None, seed: int, epoch: int) -> dict:
     key = sample["__key__"]
     info = json.loads(sample["json"])
     return {
-        "pixel_values": _decode_png(sample["png"], key=key, image_size=image_size, augmenter=augmenter,
-                                    seed=seed, epoch=epoch),
+        "pixel_values": normalize(_decode_png(sample["png"], key=key, image_size=image_size,
+                                              augmenter=augmenter, seed=seed, epoch=epoch)),
         "label": int(info["label"]),
         "key": key,
         "video_id": info["video_id"],
@@ -194,7 +207,9 @@ class ShardCrops(torch.utils.data.Dataset):
     Each process indexes a shard's members (name -> offset, size) the first time it reads from it
     and keeps the file open, so an item costs one seek and one read. Labels and video ids come from
     the table (the manifest checked them against the shards). Augmentations are seeded by (seed,
-    epoch, key): a crop gets the same pixels whatever the worker count or the order.
+    epoch, key): a crop gets the same pixels whatever the worker count or the order. An item is a
+    row number, or ``(epoch, row)`` so that persistent workers need no :meth:`set_epoch` message.
+    ``pixel_values`` are ``uint8``: the consumer applies :func:`normalize` on its device.
     """
 
     def __init__(self, frames, *, image_size: int, augment: dict | None, seed: int):
@@ -228,12 +243,13 @@ class ShardCrops(torch.utils.data.Dataset):
         fh.seek(offset)
         return fh.read(size)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, item) -> dict:
+        epoch, i = item if isinstance(item, tuple) else (self.epoch, item)
         key, shard = self.keys[i], self.shards[i]
         png = self._read(shard, f"{key}.png")
         return {
             "pixel_values": _decode_png(png, key=key, image_size=self.image_size, augmenter=self.augmenter,
-                                        seed=self.seed, epoch=self.epoch),
+                                        seed=self.seed, epoch=epoch),
             "label": int(self.labels[i]),
             "key": key,
             "video_id": self.video_ids[i],

@@ -33,17 +33,17 @@ def alignment_loss(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
     Pairs of all classes are pooled into ONE mean (a class with n_c samples contributes
     n_c (n_c - 1) / 2 pairs), exactly as the reference code. Returns a zero connected to ``z``'s graph
-    when there is no same-label pair (N < 2, or every label distinct).
+    when there is no same-label pair (N < 2, or every label distinct). ``labels`` may live on the
+    CPU while ``z`` is on a GPU (the training step passes the loader's labels: no host sync).
     """
     n = z.shape[0]
     if n < 2:
         return _zero(z)
     sq = torch.pdist(z).pow(2)  # [N(N-1)/2], pairs (i, j) with i < j in row-major order
-    i, j = torch.triu_indices(n, n, offset=1, device=z.device)
-    same = labels[i] == labels[j]
-    if not bool(same.any()):
-        return _zero(z)
-    return sq[same].mean()
+    i, j = torch.triu_indices(n, n, offset=1, device=labels.device)
+    same = (labels[i] == labels[j]).to(device=z.device, dtype=sq.dtype)
+    # A weighted mean rather than ``sq[same].mean()``: no data-dependent shape, so no host sync.
+    return (sq * same).sum() / same.sum().clamp_min(1.0)
 
 
 def uniformity_loss(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
@@ -87,18 +87,20 @@ def slerp_augment(
     so that with ``generator=None`` after ``torch.manual_seed(s)`` the draws equal the reference's on
     CPU (on GPU the reference draws ``t`` from the CUDA generator; here ``t`` is always drawn on the
     CPU, then moved to ``z``'s device and dtype). The input is not modified; gradients flow into both
-    interpolation endpoints.
+    interpolation endpoints. The class indices are computed from ``labels`` on the CPU: pass the
+    loader's CPU labels and no host sync happens whatever ``z``'s device.
     """
     out = z.clone()
+    labels = labels.cpu()
     for c in torch.unique(labels):
-        idx = torch.nonzero(labels == c, as_tuple=True)[0]
+        idx = torch.nonzero(labels == c, as_tuple=True)[0].to(z.device, non_blocking=True)
         n_c = idx.numel()
         if n_c < 2:
             continue
         perm = torch.randperm(n_c, generator=generator)
         t = torch.rand(n_c, 1, generator=generator).to(device=z.device, dtype=z.dtype)
         z_c = z[idx]
-        out[idx] = slerp(z_c, z_c[perm.to(z.device)], t)
+        out[idx] = slerp(z_c, z_c[perm.to(z.device, non_blocking=True)], t)
     return out
 
 
@@ -111,24 +113,26 @@ def slerp_expand(
     the classes with at least 2 samples; it lies on the arc between two DISTINCT random members of
     that class, at ``t ~ U(0, 1)``. No clean sample is kept. Returns ``(z_new [size, D], labels_new
     [size])``. If no class has 2 samples, nothing can be interpolated and the input is returned as is.
-    Random numbers come from ``generator`` on the CPU.
+    Random numbers come from ``generator`` on the CPU; indices are computed from ``labels`` on the
+    CPU (pass CPU labels for a sync-free step); ``labels_new`` is on ``labels``' device.
     """
     if size < 1:
         raise ValueError(f"slerp_expand: size must be >= 1, got {size}")
+    out_device, labels = labels.device, labels.cpu()
     classes, counts = torch.unique(labels, return_counts=True)
     keep = counts >= 2
     classes, counts = classes[keep], counts[keep]
     if classes.numel() == 0:
-        return z, labels
-    choice = torch.multinomial(counts.double().cpu(), size, replacement=True, generator=generator)
-    labels_new = classes.cpu()[choice].to(labels.device)
+        return z, labels.to(out_device)
+    choice = torch.multinomial(counts.double(), size, replacement=True, generator=generator)
+    labels_new = classes[choice].to(out_device)
     pieces_a, pieces_b, pieces_t, rows = [], [], [], []
-    for k, c in enumerate(classes.tolist()):
+    for k, c in enumerate(classes):  # 0-d CPU tensors: no value is read on the host
         out_rows = torch.nonzero(choice == k, as_tuple=True)[0]
         m = out_rows.numel()
         if m == 0:
             continue
-        members = torch.nonzero(labels == c, as_tuple=True)[0].cpu()
+        members = torch.nonzero(labels == c, as_tuple=True)[0]
         n_c = members.numel()
         i = torch.randint(n_c, (m,), generator=generator)
         j = (i + 1 + torch.randint(n_c - 1, (m,), generator=generator)) % n_c  # j != i
@@ -136,10 +140,10 @@ def slerp_expand(
         pieces_b.append(members[j])
         pieces_t.append(torch.rand(m, 1, generator=generator))
         rows.append(out_rows)
-    a_idx = torch.cat(pieces_a).to(z.device)
-    b_idx = torch.cat(pieces_b).to(z.device)
+    a_idx = torch.cat(pieces_a).to(z.device, non_blocking=True)
+    b_idx = torch.cat(pieces_b).to(z.device, non_blocking=True)
     t = torch.cat(pieces_t).to(device=z.device, dtype=z.dtype)
-    order = torch.argsort(torch.cat(rows)).to(z.device)  # back to the order of ``choice``
+    order = torch.argsort(torch.cat(rows)).to(z.device, non_blocking=True)  # back to the order of ``choice``
     z_new = slerp(z[a_idx], z[b_idx], t)[order]
     return z_new, labels_new
 

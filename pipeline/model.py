@@ -51,18 +51,19 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def load_backbone(name_or_path: str | os.PathLike):
+def load_backbone(name_or_path: str | os.PathLike, attn_implementation: str | None = None):
     """Load the CLIP vision tower from a hub id or a local directory (same code path), in fp32.
 
     Works for a saved full ``CLIPModel`` (e.g. ``openai/clip-vit-large-patch14``; its text tower and
     projections are ignored) and for a saved ``CLIPVisionModel``. Raises if any vision weight is
     missing from the checkpoint (which would otherwise be silently random-initialised).
+    ``attn_implementation``: transformers' attention kernel (``sdpa``, ``eager``, ...; None = its default).
     """
     from transformers import CLIPVisionModel
 
     with _quiet_transformers():
         model, info = CLIPVisionModel.from_pretrained(
-            str(name_or_path), output_loading_info=True, dtype=torch.float32
+            str(name_or_path), output_loading_info=True, dtype=torch.float32, attn_implementation=attn_implementation
         )
     missing = info.get("missing_keys") or []
     mismatched = info.get("mismatched_keys") or []

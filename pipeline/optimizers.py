@@ -19,14 +19,21 @@ def param_groups(named: dict[str, torch.nn.Parameter], weight_decay: float) -> l
     return [g for g in groups if g["params"]]
 
 
-def make_optimizer(named: dict[str, torch.nn.Parameter], optim_cfg: dict, lr: float) -> torch.optim.Optimizer:
-    """``optim_cfg``: the model's ``optim`` entry (``name``, ``weight_decay``, ``momentum`` for sgd)."""
+def make_optimizer(
+    named: dict[str, torch.nn.Parameter], optim_cfg: dict, lr: float, fused: bool = False
+) -> torch.optim.Optimizer:
+    """``optim_cfg``: the model's ``optim`` entry (``name``, ``weight_decay``, ``momentum`` for sgd).
+
+    ``fused``: one kernel per step, with the step counter kept on the parameters' device (Adam's
+    default keeps it on the host and reads it every step) - what the sync-free training step uses.
+    """
     name = optim_cfg.get("name", "adamw")
     groups = param_groups(named, float(optim_cfg.get("weight_decay", 0.0)))
+    kw = {"fused": True} if fused else {}
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
+        return torch.optim.AdamW(groups, lr=lr, **kw)
     if name == "adam":  # L2 penalty added to the gradient instead of decoupled decay
-        return torch.optim.Adam(groups, lr=lr)
+        return torch.optim.Adam(groups, lr=lr, **kw)
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=float(optim_cfg.get("momentum", 0.9)))
+        return torch.optim.SGD(groups, lr=lr, momentum=float(optim_cfg.get("momentum", 0.9)), **kw)
     raise ValueError(f"training.optim.name: unknown optimiser {name!r}; use one of {', '.join(OPTIMIZERS)}")

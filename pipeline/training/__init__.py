@@ -1,0 +1,10 @@
+"""Training of one model entry, split by concern: :mod:`.loop` (the epochs), :mod:`.step` (one
+sync-free optimiser step), :mod:`.state` (resumable checkpoints), :mod:`.loader` (persistent
+loaders), :mod:`.records` (the log), :mod:`.engine` (precision, attention, compile, intervals) and
+:mod:`.schedule` (the learning rate)."""
+
+from .loop import SELECT_METRICS, train_model, validate
+from .records import LOG_SCHEMA, NonFiniteLoss
+from .schedule import lr_at
+
+__all__ = ["LOG_SCHEMA", "NonFiniteLoss", "SELECT_METRICS", "lr_at", "train_model", "validate"]

@@ -1,0 +1,300 @@
+"""The training loop of LNCLIP-DF (METHOD.md "Training"), plain PyTorch, resumable mid-epoch.
+
+:func:`train_model` trains one ``models:`` entry: LN-tuning and/or head on the train-split crops of
+a ``frames.parquet``, validates every epoch on the val split (frame and video AUROC), keeps the best
+epoch and writes the adapter (safetensors) and the Parquet log. The training state is saved every
+``engine.checkpoint_every`` steps and at each epoch's end (:mod:`.state`); a job killed at any point
+and started again with the same command ends with the same adapter as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from ..data import ShardCrops, derive_seed, normalize
+from ..losses import LossConfig
+from ..metrics import binary_metrics, video_scores
+from ..model import Detector, load_backbone, pick_device, save_adapter
+from ..optimizers import make_optimizer
+from ..sampling import order_for, video_fraction
+from .engine import Engine, autocast, cast_frozen, maybe_compile
+from .loader import eval_loader, train_loader
+from .records import NonFiniteLoss, StepBuffer, write_log
+from .schedule import lr_at
+from .state import load_state, restore_state, save_state, state_hash
+from .step import StepParts, train_step
+
+log = logging.getLogger("pipeline.train")
+
+SELECT_METRICS = ("video_auroc", "frame_auroc", "last")
+
+
+@dataclass
+class Run:
+    """Everything one training run holds; the loop's functions read and advance it."""
+
+    cfg: dict
+    seed: int
+    engine: Engine
+    work_dir: Path
+    train: pl.DataFrame
+    val: pl.DataFrame
+    pairs: pl.DataFrame | None
+    batch_size: int
+    steps_per_epoch: int
+    parts: StepParts
+    loader: object
+    sampler: object
+    val_loader: object
+    cfg_hash: str
+    slerp_gen: torch.Generator = field(default_factory=torch.Generator)
+    buffer: StepBuffer | None = None
+    rows: list = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"epoch": None, "metric": None, "tensors": None})
+    step: int = 0  # optimiser steps done
+    epochs_done: int = 0  # epochs trained and validated
+    resumed_from: int | None = None
+
+    @property
+    def epochs(self) -> int:
+        return int(self.cfg["optim"]["epochs"])
+
+    def lr(self, step: int) -> float:
+        o = self.cfg["optim"]
+        return lr_at(step, self.steps_per_epoch, o["lr"], o["min_lr"], o["warmup_epochs"], o["cycle_epochs"])
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def validate(detector: Detector, frames: pl.DataFrame, loader, *, device, dtype) -> dict:
+    """Frame- and video-level AUROC of ``detector`` on the crops of ``frames`` (read by ``loader``,
+    an :func:`~.loader.eval_loader` over the same rows in the same order)."""
+    if frames.height == 0:
+        return {"frame_auroc": math.nan, "video_auroc": math.nan, "n_frames": 0, "n_videos": 0}
+    was_training, probs = detector.training, []
+    detector.eval()
+    with torch.inference_mode(), autocast(device, dtype):
+        for batch in loader:
+            logits, _ = detector(normalize(batch["pixel_values"].to(device, non_blocking=True)))
+            probs.append(torch.softmax(logits.float(), dim=1)[:, 1])
+    detector.train(was_training)
+    keep = [c for c in ("dataset", "video_id", "label") if c in frames.columns]
+    scores = frames.select(keep).with_columns(p_fake=pl.Series(torch.cat(probs).double().cpu().numpy()))
+    videos = video_scores(scores)
+    return {
+        "frame_auroc": binary_metrics(scores["label"], scores["p_fake"])["auroc"],
+        "video_auroc": binary_metrics(videos["label"], videos["p_fake"])["auroc"],
+        "n_frames": scores.height,
+        "n_videos": videos.height,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Set-up
+
+
+def _split(crops: pl.DataFrame, value) -> pl.DataFrame:
+    return crops.filter(pl.col("split").is_in([value] if isinstance(value, str) else list(value)))
+
+
+def _read_data(frames_path, d: dict, seed: int, pairs_path) -> tuple:
+    """``(train, val, pairs)``: the crops of the two splits (train thinned by ``data.fraction``)."""
+    crops = pl.read_parquet(frames_path).filter(pl.col("key").is_not_null())
+    train, val = _split(crops, d["train_split"]), _split(crops, d["val_split"])
+    if train.height == 0:
+        raise ValueError(f"{frames_path}: no crops in train split {d['train_split']!r}")
+    strategy, fraction = d.get("order", "shuffle"), float(d.get("fraction", 1.0))
+    pairs = pl.read_parquet(pairs_path) if (strategy == "paired" or fraction < 1) and pairs_path else None
+    return video_fraction(train, pairs, fraction, seed), val, pairs
+
+
+def _batch_size(cfg: dict, n_train: int) -> int:
+    batch_size = int(cfg["optim"]["batch_size"])
+    if n_train < batch_size:
+        log.warning("only %d training crops (< batch size %d): one batch of %d per epoch",
+                    n_train, batch_size, n_train)
+        return n_train
+    return batch_size
+
+
+def _detector(backbone_dir, cfg: dict, engine: Engine, device, dtype, seed: int) -> Detector:
+    torch.manual_seed(seed)
+    backbone = load_backbone(backbone_dir, attn_implementation=engine.attention)
+    detector = Detector(backbone, ln_tuning=cfg["ln_tuning"], l2_norm=cfg["l2_norm"]).to(device)
+    cast_frozen(detector.backbone, dtype)
+    maybe_compile(detector.backbone, engine.compile)
+    return detector
+
+
+def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path) -> Run:
+    """Read the data, build the model, optimiser and loaders of a run (from scratch: see :func:`resume`)."""
+    engine = Engine.from_cfg(cfg.get("engine"))
+    dtype = engine.dtype(device)
+    if cfg.get("select_metric", "video_auroc") not in SELECT_METRICS:
+        raise ValueError(f"select_metric must be one of {SELECT_METRICS}, got {cfg.get('select_metric')!r}")
+    train, val, pairs = _read_data(frames_path, cfg["data"], seed, pairs_path)
+    batch_size = _batch_size(cfg, train.height)
+    if batch_size % engine.accumulate:
+        raise ValueError(f"batch size {batch_size} is not a multiple of engine.accumulate {engine.accumulate}")
+    detector = _detector(backbone_dir, cfg, engine, device, dtype, seed)
+    opt = make_optimizer(detector.trainable_parameters(), cfg["optim"], 0.0, fused=True)
+    parts = StepParts(detector, opt, LossConfig.from_dict(cfg["loss"]), cfg.get("slerp") or {}, device, dtype,
+                      engine.accumulate)
+    workers = int(cfg["data"].get("workers", 0))
+    size = detector.image_size
+    loader, sampler = train_loader(ShardCrops(train, image_size=size, augment=cfg.get("augment"), seed=seed),
+                                   batch_size, workers)
+    val_loader = eval_loader(ShardCrops(val, image_size=size, augment=None, seed=seed), batch_size, workers)
+    return Run(cfg=cfg, seed=seed, engine=engine, work_dir=Path(work_dir), train=train, val=val, pairs=pairs,
+               batch_size=batch_size, steps_per_epoch=max(1, train.height // batch_size), parts=parts,
+               loader=loader, sampler=sampler, val_loader=val_loader,
+               cfg_hash=state_hash(cfg, seed, train, val), buffer=StepBuffer(device))
+
+
+def resume(run: Run) -> None:
+    """Continue from the work directory's state when it belongs to this run."""
+    state = load_state(run.work_dir, run.cfg_hash)
+    if state is not None and state["step"] > run.epochs * run.steps_per_epoch:
+        log.info("saved state is at step %d, beyond %d epochs; starting from scratch", state["step"], run.epochs)
+        state = None
+    if state is None:
+        return
+    run.best = restore_state(state, run.parts.detector, run.parts.opt, run.slerp_gen)
+    run.rows, run.step, run.epochs_done = state["rows"], state["step"], state["epoch"]
+    run.resumed_from = run.epochs_done
+    log.info("resumed from %s at step %d (epoch %d)", run.work_dir, run.step, run.epochs_done)
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+def flush(run: Run) -> None:
+    """Read the pending step values from the device into the log; stop on too many non-finite steps."""
+    rows, worst = run.buffer.flush()
+    run.rows.extend(rows)
+    skipped = [r["step"] for r in rows if r["skipped"]]
+    if skipped:
+        log.warning("non-finite loss at step(s) %s: optimiser step skipped", skipped)
+    if worst > run.engine.max_nonfinite:
+        raise NonFiniteLoss(
+            f"{worst} consecutive steps had a non-finite loss (limit engine.max_nonfinite = "
+            f"{run.engine.max_nonfinite}); training stopped. The last good state is kept in {run.work_dir}: "
+            "lower optim.lr or check the data, then run the same command to resume from it.")
+    if rows:
+        r = rows[-1]
+        log.info("epoch %d step %d: lr %.3g loss %.4f acc %.3f", r["epoch"], r["step"], r["lr"], r["loss"], r["acc"])
+
+
+def checkpoint(run: Run) -> None:
+    flush(run)
+    save_state(run.work_dir, step=run.step, epochs_done=run.epochs_done, detector=run.parts.detector,
+               opt=run.parts.opt, best=run.best, rows=run.rows, slerp_gen=run.slerp_gen,
+               info={"cfg_hash": run.cfg_hash, "seed": run.seed})
+
+
+def train_epoch(run: Run, epoch: int) -> None:
+    """The optimiser steps of ``epoch`` not done yet (all of them unless resuming inside it)."""
+    spe, bs, e = run.steps_per_epoch, run.batch_size, run.engine
+    start = run.step - epoch * spe
+    if start == 0:
+        run.slerp_gen.manual_seed(derive_seed(run.seed, epoch, "slerp"))
+    order = order_for(run.cfg["data"].get("order", "shuffle"), run.train, run.seed, epoch, bs, run.pairs)
+    run.sampler.set(epoch, order, start * bs, spe * bs)
+    run.parts.detector.train()
+    for batch in run.loader:
+        lr = run.lr(run.step)
+        values = train_step(run.parts, batch, lr, run.slerp_gen)
+        run.buffer.add({"epoch": epoch, "step": run.step, "lr": lr, "batch": values.pop("batch")}, values)
+        run.step += 1
+        if run.step % e.checkpoint_every == 0 and run.step < (epoch + 1) * spe:
+            checkpoint(run)
+        elif run.step % e.log_every == 0:
+            flush(run)
+    flush(run)
+    if run.step < (epoch + 1) * spe:
+        log.warning("epoch %d: the loader gave %d of %d batches", epoch, run.step - epoch * spe, spe)
+        run.step = (epoch + 1) * spe
+
+
+def end_epoch(run: Run, epoch: int) -> dict:
+    """Validate, keep the best epoch's tensors, save the state; returns the validation metrics."""
+    t0, p = time.time(), run.parts
+    metrics = validate(p.detector, run.val, run.val_loader, device=p.device, dtype=p.dtype)
+    run.rows.append({"kind": "val", "epoch": epoch, "step": run.step, "seconds": time.time() - t0, **metrics})
+    losses = [r["loss"] for r in run.rows if r["kind"] == "train" and r["epoch"] == epoch]
+    log.info("epoch %d/%d: train loss %.4f, val frame AUROC %.4f, video AUROC %.4f (%d videos)", epoch + 1,
+             run.epochs, sum(losses) / max(1, len(losses)), metrics["frame_auroc"], metrics["video_auroc"],
+             metrics["n_videos"])
+    select = run.cfg.get("select_metric", "video_auroc")
+    value = metrics.get(select, math.nan)
+    if select != "last" and not math.isnan(value) and (run.best["metric"] is None or value > run.best["metric"]):
+        tensors = {n: t.detach().cpu().clone() for n, t in p.detector.trainable_parameters().items()}
+        run.best = {"epoch": epoch, "metric": value, "tensors": tensors}
+    run.epochs_done = epoch + 1
+    checkpoint(run)
+    return {"metrics": metrics, "mean_loss": sum(losses) / max(1, len(losses))}
+
+
+def finish(run: Run, adapter_path: Path, log_path: Path, t_start: float) -> dict:
+    """Load the best epoch's tensors (else keep the last) and write the adapter and the log."""
+    detector, select = run.parts.detector, run.cfg.get("select_metric", "video_auroc")
+    if run.best["tensors"] is not None:
+        with torch.no_grad():
+            for n, t in detector.trainable_parameters().items():
+                t.copy_(run.best["tensors"][n])
+        chosen, selected_by = run.best["epoch"], select
+    else:
+        if select != "last":
+            log.warning("no valid %s on the val split; keeping the last epoch", select)
+        chosen, selected_by = run.epochs - 1, "last"
+    chosen_val = {r["epoch"]: r for r in run.rows if r["kind"] == "val"}.get(chosen, {})
+    summary = {
+        "backbone": run.cfg["backbone"], "cfg": run.cfg, "seed": run.seed, "best_epoch": chosen,
+        "selected_by": selected_by,
+        "val": {k: chosen_val.get(k) for k in ("frame_auroc", "video_auroc", "n_frames", "n_videos")},
+        "epochs": run.epochs, "steps_per_epoch": run.steps_per_epoch, "batch_size": run.batch_size,
+        "n_train_crops": run.train.height,
+        "trainable_parameters": sum(t.numel() for t in detector.trainable_parameters().values()),
+        "nonfinite_steps": sum(1 for r in run.rows if r["kind"] == "train" and r["skipped"]),
+        "resumed_from_epoch": run.resumed_from,
+        "train_seconds": time.time() - t_start,
+    }
+    write_log(run.rows, log_path)
+    save_adapter(detector, adapter_path, meta={k: v for k, v in summary.items() if k != "train_seconds"})
+    return summary
+
+
+def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, work_dir, seed: int,
+                threads: int = 1, device=None, on_epoch_end=None, pairs_path=None) -> dict:
+    """Train one model entry ``cfg`` (module docstring, METHOD.md); returns a summary dict.
+
+    ``frames_path``: frames.parquet (FRAMES contract; shard paths relative to the working directory).
+    ``backbone_dir``: hub id or directory of the CLIP checkpoint (``cfg["backbone"]`` is the id that is
+    recorded). ``on_epoch_end(epoch, summary)`` is called after each epoch's state is saved (tests use
+    it to simulate an interruption). ``pairs_path``: the dataset's pairs.parquet (``data.order: paired``).
+    """
+    torch.set_num_threads(threads)
+    device = pick_device(device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
+    t_start = time.time()
+    run = prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path)
+    resume(run)
+    log.info("training %s: %d train crops, batch %d, %d steps/epoch, %d epochs, %s on %s", cfg["backbone"],
+             run.train.height, run.batch_size, run.steps_per_epoch, run.epochs, run.parts.dtype, device)
+    for epoch in range(run.epochs_done, run.epochs):
+        train_epoch(run, epoch)
+        summary = end_epoch(run, epoch)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, summary)
+    return finish(run, Path(adapter_path), Path(log_path), t_start)
