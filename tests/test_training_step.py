@@ -173,3 +173,25 @@ def test_engine_defaults_match_the_schema(repo):
     assert {k: v["default"] for k, v in props.items()} == DEFAULTS
     with pytest.raises(ValueError, match="unknown keys"):
         Engine.from_cfg({"precison": "bf16"})
+
+
+def test_persistent_workers_serve_every_epoch_and_validation(toy, tmp_path, monkeypatch):  # noqa: F811
+    import torch.utils.data as tud
+
+    made = []
+    real_init = tud.DataLoader.__init__
+
+    def counting_init(self, *a, **k):
+        made.append(k.get("persistent_workers"))
+        real_init(self, *a, **k)
+
+    monkeypatch.setattr(tud.DataLoader, "__init__", counting_init)
+    cfg = make_cfg(epochs=2)
+    summaries = {}
+    for workers in (0, 2):
+        cfg["data"]["workers"] = workers
+        summaries[workers] = run(toy, tmp_path / str(workers), cfg)
+    assert made == [False, False, True, True]  # one train and one val loader per run, whatever the epochs
+    a, b = (load_file(str(tmp_path / str(w) / "adapter.safetensors")) for w in (0, 2))
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert summaries[0]["val"] == summaries[2]["val"]

@@ -3,6 +3,9 @@
 The training loader's :class:`EpochSampler` is told each epoch's order (and, after a resume, the
 batch to start from) and yields ``(epoch, row)`` items, so the workers need no message to follow the
 epoch. Batches hold ``uint8`` pixels; the step normalises them on the device.
+
+Workers are forked and run one thread each (torch sets it, which also bounds OpenCV's OpenMP
+pool; calling ``cv2.setNumThreads`` in a forked worker deadlocks once the parent has used OpenCV).
 """
 
 from __future__ import annotations

@@ -1,0 +1,138 @@
+"""Training images per second per CPU core: our input path vs the reference's PNG folder + PIL.
+
+    python benchmarks/loader.py [--quick] [--crops 512] [--workers 2] [--size 256] [--image-size 224]
+
+Both read the same lossless 256x256 face crops (cut from scikit-image's astronaut photograph with
+random shifts and written as PNG level 1, as the faces stage writes them) and apply the same
+augmentations of METHOD.md (flip, affine, blur, brightness/contrast, JPEG) to model inputs of 224:
+
+* reference: a folder of PNG files read by a PyTorch Dataset with PIL (decode, PIL augmentations,
+  PIL bicubic resize, float conversion and CLIP normalisation per image on the CPU);
+* ours: the training loader (crops read by offset from a WebDataset shard, libspng decode, OpenCV
+  augmentations and resize, uint8 batches). Normalisation is the GPU's job, batched: it is not in
+  the loader's time; its cost on this CPU is printed for one batch.
+
+Each runs through a DataLoader with ``--workers`` persistent worker processes over the same crops,
+one warm-up pass then timed passes; images/s are divided by the cores used. The last line is
+``ours_per_core=<images/s> reference_per_core=<images/s> ratio=<x>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from faces_workers import cpu_name  # noqa: E402
+
+from pipeline.data import Augmenter, ShardCrops, normalize, preprocess  # noqa: E402
+from pipeline.training.loader import EpochSampler, train_loader  # noqa: E402
+
+
+def make_crops(root: Path, n: int, size: int) -> tuple[Path, Path]:
+    """``n`` PNG crops written twice: as a folder of files and as one shard + frames table."""
+    import webdataset as wds
+    from skimage import data as skdata
+
+    photo = np.asarray(Image.fromarray(skdata.astronaut()).resize((400, 400), Image.BICUBIC))
+    rng = np.random.default_rng(0)
+    folder = root / "pngs"
+    folder.mkdir()
+    shard = root / "crops-00000.tar"
+    rows = []
+    with wds.TarWriter(str(shard)) as sink:
+        for i in range(n):
+            y, x = rng.integers(0, 400 - size, size=2)
+            buf = io.BytesIO()
+            Image.fromarray(photo[y:y + size, x:x + size]).save(buf, format="PNG", compress_level=1)
+            key = f"v{i // 8:04d}_{i % 8:03d}"
+            (folder / f"{key}.png").write_bytes(buf.getvalue())
+            sink.write({"__key__": key, "png": buf.getvalue(), "json": json.dumps({"label": i % 2}).encode()})
+            rows.append({"shard": str(shard), "key": key, "label": i % 2, "video_id": f"v{i // 8:04d}"})
+    table = root / "frames.parquet"
+    pl.DataFrame(rows).write_parquet(table)
+    return folder, table
+
+
+class PngFolder(torch.utils.data.Dataset):
+    """The reference's way: one PNG file per crop, PIL all the way, a normalised float tensor out."""
+
+    def __init__(self, folder: Path, image_size: int, epoch: int = 0):
+        self.files = sorted(folder.glob("*.png"))
+        self.augmenter, self.image_size, self.epoch = Augmenter(None), image_size, epoch
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        import random
+
+        img = Image.open(self.files[i]).convert("RGB")
+        img = self.augmenter(img, random.Random(i + 1000 * self.epoch))
+        return preprocess(img, self.image_size), i % 2
+
+
+def time_passes(loader, passes: int, per_batch=lambda b: None) -> float:
+    """Images per second over ``passes`` passes after one warm-up pass."""
+    for batch in loader:
+        per_batch(batch)
+    n, t0 = 0, time.perf_counter()
+    for _ in range(passes):
+        for batch in loader:
+            per_batch(batch)
+            n += len(batch[1] if isinstance(batch, (list, tuple)) else batch["labels"])
+    return n / (time.perf_counter() - t0)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="256 crops, two timed passes (under a minute on 2 cores)")
+    ap.add_argument("--crops", type=int, default=512)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--batch", type=int, default=32)
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.crops, a.passes = 256, 2
+    torch.set_num_threads(1)
+    cores = max(1, a.workers)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, table = make_crops(Path(tmp), a.crops, a.size)
+        common = dict(batch_size=a.batch, num_workers=a.workers, persistent_workers=a.workers > 0)
+        ref = torch.utils.data.DataLoader(PngFolder(folder, a.image_size), shuffle=True, **common)
+        reference = time_passes(ref, a.passes) / cores
+        frames = pl.read_parquet(table)
+        dataset = ShardCrops(frames, image_size=a.image_size, augment={}, seed=0)
+        loader, sampler = train_loader(dataset, a.batch, a.workers)
+        order = np.random.default_rng(0).permutation(len(dataset)).tolist()
+        sampler.set(0, order, 0, len(order) // a.batch * a.batch)
+        ours = time_passes(loader, a.passes) / cores
+        batch = next(iter(loader))["pixel_values"]
+        t0 = time.perf_counter()
+        normalize(batch)
+        norm_ms = (time.perf_counter() - t0) * 1e3
+        assert isinstance(sampler, EpochSampler)
+    print(f"device: {cpu_name()} ({a.workers} loader workers, {os.cpu_count()} CPUs visible), "
+          f"{a.crops} crops {a.size}px -> {a.image_size}px, batch {a.batch}")
+    print(f"reference (PNG folder + PIL): {reference:.1f} images/s per core")
+    print(f"ours (shard + libspng + OpenCV, uint8): {ours:.1f} images/s per core "
+          f"(+ {norm_ms:.1f} ms per batch of {a.batch} for the normalisation on the device, here the CPU)")
+    print(f"ours_per_core={ours:.1f} reference_per_core={reference:.1f} ratio={ours / reference:.2f}")
+
+
+if __name__ == "__main__":
+    main()
