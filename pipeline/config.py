@@ -59,7 +59,9 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"models.{name}.slerp.expand_to is set but slerp.enabled is false")
         if cfg["optim"]["min_lr"] > cfg["optim"]["lr"]:
             raise ConfigError(f"models.{name}.optim.min_lr must not exceed optim.lr")
-        _check_selection(config, name, cfg)
+        _check_kind(config, name, cfg)
+        if model_kind(cfg) != "released":
+            _check_selection(config, name, cfg)
     for name, bench in config["benchmarks"].items():
         if bench["dataset"] not in datasets:
             raise ConfigError(f"benchmarks.{name}.dataset: {bench['dataset']!r} is not a name under datasets "
@@ -73,17 +75,52 @@ def check_config(config: dict) -> None:
                               f"with its own source (known: {', '.join(datasets)})")
 
 
+def val_sets(cfg: dict) -> list[tuple[str, str]]:
+    """A model's validation sets as (dataset, split): its training dataset's ``val_split`` (if set)
+    followed by ``data.val_sets``; the checkpoint is selected on the mean over them."""
+    d = cfg["data"]
+    first = [(d.get("dataset"), d["val_split"])] if d.get("val_split") else []
+    return first + [(v["dataset"], v["split"]) for v in d.get("val_sets") or []]
+
+
+KINDS = ("train", "logistic", "released")
+
+
+def model_kind(cfg: dict) -> str:
+    """How a model is made: ``train`` (default), ``logistic`` or ``released``."""
+    return cfg.get("kind", "train")
+
+
+def _check_kind(config: dict, name: str, cfg: dict) -> None:
+    kind = model_kind(cfg)
+    released = cfg.get("released")
+    if kind == "released":
+        entry = config["weights"].get(released) if released else None
+        if entry is None or "random" in entry:
+            raise ConfigError(f"models.{name}.released: name the weights entry that holds the published checkpoint "
+                              f"(hub: or path:, e.g. yermandy/GenD_CLIP_L_14); got {released!r} "
+                              f"(known: {', '.join(config['weights'])})")
+    elif released is not None:
+        raise ConfigError(f"models.{name}.released is set but kind is {kind!r}; add kind: released")
+    if kind != "logistic" and cfg.get("logistic") is not None:
+        raise ConfigError(f"models.{name}.logistic is set but kind is {kind!r}; add kind: logistic")
+
+
 def _check_selection(config: dict, name: str, cfg: dict) -> None:
     """Refuse to pick a model's checkpoint on data that a benchmark reports (its test split)."""
-    if cfg.get("select_metric", "video_auroc") == "last":
-        return
-    val = (cfg["data"]["dataset"], cfg["data"]["val_split"])
-    for bench, b in config["benchmarks"].items():
-        if (b["dataset"], b["split"]) == val:
-            raise ConfigError(
-                f"models.{name}.data.val_split: {val[1]!r} of dataset {val[0]!r} is benchmark {bench!r}'s "
-                f"test split; selecting checkpoints on it would leak the test set into the model. Use a "
-                f"validation split, or select_metric: last")
+    for i, (ds, split) in enumerate(val_sets(cfg)):
+        key = "data.val_split" if i == 0 and cfg["data"].get("val_split") else "data.val_sets"
+        if ds not in config["datasets"]:
+            raise ConfigError(f"models.{name}.{key}: {ds!r} is not a name under datasets "
+                              f"(known: {', '.join(config['datasets'])})")
+        if cfg.get("select_metric", "video_auroc") == "last":
+            continue
+        for bench, b in config["benchmarks"].items():
+            if (b["dataset"], b["split"]) == (ds, split):
+                raise ConfigError(
+                    f"models.{name}.{key}: {split!r} of dataset {ds!r} is benchmark {bench!r}'s test split; "
+                    f"selecting checkpoints on it would leak the test set into the model. Use a validation "
+                    f"split, or select_metric: last")
 
 
 def used_datasets(config: dict) -> list[str]:
@@ -97,9 +134,12 @@ def dataset_splits(config: dict) -> dict[str, list[str]]:
     only as a test benchmark is not cropped for its training videos)."""
     used: dict[str, set[str]] = {}
     for model in config["models"]:
-        data = model_config(config, model)["data"]
-        used.setdefault(data["dataset"], set()).update(s for s in (data["train_split"], data.get("val_split"))
-                                                        if s)
+        cfg = model_config(config, model)
+        if model_kind(cfg) == "released":
+            continue  # evaluated as published: no training or validation data
+        used.setdefault(cfg["data"]["dataset"], set()).add(cfg["data"]["train_split"])
+        for ds, split in val_sets(cfg):
+            used.setdefault(ds, set()).add(split)
     for bench in config["benchmarks"].values():
         used.setdefault(bench["dataset"], set()).add(bench["split"])
     return {ds: sorted(splits) for ds, splits in sorted(used.items())}
@@ -158,9 +198,12 @@ def face_weights_params(config: dict) -> dict:
 
 
 def train_params(config: dict, model: str) -> dict:
-    """What training one model depends on."""
+    """What training one model depends on (for a released model: the two weights entries only)."""
     cfg = model_config(config, model)
     cfg["backbone"] = weights_id(config, cfg["weights"])
+    if model_kind(cfg) == "released":
+        cfg = {"kind": "released", "backbone": cfg["backbone"], "weights": cfg["weights"],
+               "released": cfg["released"], "checkpoint": weights_id(config, cfg["released"])}
     return {"model": cfg, "seed": cfg.pop("seed", config["seed"])}
 
 

@@ -178,6 +178,44 @@ def test_selection_on_a_benchmark_test_split_is_refused(repo):
     pconfig.check_config(cfg)
 
 
+def test_validation_sets_are_checked_and_cropped(repo):
+    cfg = pconfig.load(repo / "config/demo.yaml")
+    cfg["models"]["two_vals"] = {"data": {"val_sets": [{"dataset": "demo_shift", "split": "val"}]}}
+    validate(cfg, schema=str(repo / SCHEMA))
+    pconfig.check_config(cfg)
+    assert pconfig.val_sets(pconfig.model_config(cfg, "two_vals")) == [("demo", "val"), ("demo_shift", "val")]
+    assert pconfig.dataset_splits(cfg)["demo_shift"] == ["test", "val"]
+    cfg["models"]["two_vals"]["data"]["val_sets"] = [{"dataset": "demo_shift", "split": "test"}]
+    with pytest.raises(pconfig.ConfigError, match=r"models\.two_vals\.data\.val_sets: 'test' of dataset 'demo_shift' "
+                                                  r"is benchmark 'demo_shift'"):
+        pconfig.check_config(cfg)
+    cfg["models"]["two_vals"]["data"]["val_sets"] = [{"dataset": "nowhere", "split": "val"}]
+    with pytest.raises(pconfig.ConfigError, match=r"data\.val_sets: 'nowhere' is not a name under datasets"):
+        pconfig.check_config(cfg)
+
+
+def test_model_kinds_are_checked(repo):
+    cfg = pconfig.load(repo / "config/demo.yaml")
+    cfg["weights"]["gend_hub"] = {"hub": "yermandy/GenD_CLIP_L_14"}
+    cfg["models"]["published"] = {"kind": "released", "released": "gend_hub"}
+    validate(cfg, schema=str(repo / SCHEMA))
+    pconfig.check_config(cfg)
+    params = pconfig.train_params(cfg, "published")["model"]
+    assert params == {"kind": "released", "backbone": pconfig.weights_id(cfg, "tiny_clip"), "weights": "tiny_clip",
+                      "released": "gend_hub", "checkpoint": "yermandy/GenD_CLIP_L_14"}
+    only_released = {**cfg, "models": {"published": cfg["models"]["published"]}}
+    assert pconfig.dataset_splits(only_released) == {"demo": ["test"], "demo_shift": ["test"]}  # no training data
+    cfg["models"]["published"]["released"] = "tiny_clip"
+    with pytest.raises(pconfig.ConfigError, match=r"models\.published\.released: name the weights entry"):
+        pconfig.check_config(cfg)
+    cfg["models"]["published"] = {"released": "gend_hub"}
+    with pytest.raises(pconfig.ConfigError, match="released is set but kind is 'train'"):
+        pconfig.check_config(cfg)
+    cfg["models"]["published"] = {"logistic": {"C": 2.0}}
+    with pytest.raises(pconfig.ConfigError, match="logistic is set but kind is 'train'"):
+        pconfig.check_config(cfg)
+
+
 def test_every_commented_variant_in_config_yaml_is_valid(repo):
     text = (repo / "config.yaml").read_text()
     variants = re.findall(r"^  # ((?:ln|gend)\w*: \{.*)$", text, flags=re.M)

@@ -1,8 +1,8 @@
 """The training loop of LNCLIP-DF (METHOD.md "Training"), plain PyTorch, resumable mid-epoch.
 
 :func:`train_model` trains one ``models:`` entry: LN-tuning and/or head on the train-split crops of
-a ``frames.parquet``, validates every epoch on the val split (frame and video AUROC), keeps the best
-epoch and writes the adapter (safetensors) and the Parquet log. The training state is saved every
+a ``frames.parquet``, validates every epoch on its validation sets (frame and video AUROC; the mean
+over the sets selects), keeps the best epoch and writes the adapter (safetensors) and the Parquet log. The training state is saved every
 ``engine.checkpoint_every`` steps and at each epoch's end (:mod:`.state`); a job killed at any point
 and started again with the same command ends with the same adapter as an uninterrupted run.
 """
@@ -45,14 +45,13 @@ class Run:
     engine: Engine
     work_dir: Path
     train: pl.DataFrame
-    val: pl.DataFrame
+    val_sets: dict  # "dataset/split" -> (crops, eval loader)
     pairs: pl.DataFrame | None
     batch_size: int
     steps_per_epoch: int
     parts: StepParts
     loader: object
     sampler: object
-    val_loader: object
     cfg_hash: str
     slerp_gen: torch.Generator = field(default_factory=torch.Generator)
     buffer: StepBuffer | None = None
@@ -98,6 +97,29 @@ def validate(detector: Detector, frames: pl.DataFrame, loader, *, device, dtype)
     }
 
 
+def validate_sets(detector: Detector, val_sets: dict, **kw) -> tuple[dict, dict[str, dict]]:
+    """Metrics on each validation set (``name -> (crops, loader)``) and their mean (AUROCs averaged
+    over the sets that have crops, counts summed): the mean is what selects the checkpoint."""
+    per_set = {name: validate(detector, frames, loader, **kw) for name, (frames, loader) in val_sets.items()}
+    scored = [m for m in per_set.values() if m["n_frames"]]
+    mean = {k: (sum(m[k] for m in scored) / len(scored) if scored else math.nan) for k in ("frame_auroc", "video_auroc")}
+    mean.update({k: sum(m[k] for m in per_set.values()) for k in ("n_frames", "n_videos")})
+    return mean, per_set
+
+
+def read_val_sets(cfg: dict, frames_paths: dict[str, str]) -> dict[str, pl.DataFrame]:
+    """``"dataset/split"`` -> the crops of each of the model's validation sets (``config.val_sets``),
+    read from ``frames_paths[dataset]``."""
+    from ..config import val_sets
+
+    out = {}
+    for ds, split in val_sets(cfg):
+        if ds not in frames_paths:
+            raise ValueError(f"validation set {ds}/{split}: no frames table given for dataset {ds!r}")
+        out[f"{ds}/{split}"] = _split(pl.read_parquet(frames_paths[ds]).filter(pl.col("key").is_not_null()), split)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Set-up
 
@@ -106,15 +128,16 @@ def _split(crops: pl.DataFrame, value) -> pl.DataFrame:
     return crops.filter(pl.col("split").is_in([value] if isinstance(value, str) else list(value)))
 
 
-def _read_data(frames_path, d: dict, seed: int, pairs_path) -> tuple:
-    """``(train, val, pairs)``: the crops of the two splits (train thinned by ``data.fraction``)."""
-    crops = pl.read_parquet(frames_path).filter(pl.col("key").is_not_null())
-    train, val = _split(crops, d["train_split"]), _split(crops, d["val_split"])
+def _read_data(frames_path, cfg: dict, seed: int, pairs_path, val_frames: dict | None) -> tuple:
+    """``(train, vals, pairs)``: the training crops (thinned by ``data.fraction``) and the validation sets."""
+    d = cfg["data"]
+    train = _split(pl.read_parquet(frames_path).filter(pl.col("key").is_not_null()), d["train_split"])
     if train.height == 0:
         raise ValueError(f"{frames_path}: no crops in train split {d['train_split']!r}")
+    vals = read_val_sets(cfg, {d.get("dataset"): frames_path, **(val_frames or {})})
     strategy, fraction = d.get("order", "shuffle"), float(d.get("fraction", 1.0))
     pairs = pl.read_parquet(pairs_path) if (strategy == "paired" or fraction < 1) and pairs_path else None
-    return video_fraction(train, pairs, fraction, seed), val, pairs
+    return video_fraction(train, pairs, fraction, seed), vals, pairs
 
 
 def _batch_size(cfg: dict, n_train: int) -> int:
@@ -135,13 +158,13 @@ def _detector(backbone_dir, cfg: dict, engine: Engine, device, dtype, seed: int)
     return detector
 
 
-def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path) -> Run:
+def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames=None) -> Run:
     """Read the data, build the model, optimiser and loaders of a run (from scratch: see :func:`resume`)."""
     engine = Engine.from_cfg(cfg.get("engine"))
     dtype = engine.dtype(device)
     if cfg.get("select_metric", "video_auroc") not in SELECT_METRICS:
         raise ValueError(f"select_metric must be one of {SELECT_METRICS}, got {cfg.get('select_metric')!r}")
-    train, val, pairs = _read_data(frames_path, cfg["data"], seed, pairs_path)
+    train, vals, pairs = _read_data(frames_path, cfg, seed, pairs_path, val_frames)
     batch_size = _batch_size(cfg, train.height)
     if batch_size % engine.accumulate:
         raise ValueError(f"batch size {batch_size} is not a multiple of engine.accumulate {engine.accumulate}")
@@ -153,11 +176,13 @@ def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path) 
     size = detector.image_size
     loader, sampler = train_loader(ShardCrops(train, image_size=size, augment=cfg.get("augment"), seed=seed),
                                    batch_size, workers)
-    val_loader = eval_loader(ShardCrops(val, image_size=size, augment=None, seed=seed), batch_size, workers)
-    return Run(cfg=cfg, seed=seed, engine=engine, work_dir=Path(work_dir), train=train, val=val, pairs=pairs,
-               batch_size=batch_size, steps_per_epoch=max(1, train.height // batch_size), parts=parts,
-               loader=loader, sampler=sampler, val_loader=val_loader,
-               cfg_hash=state_hash(cfg, seed, train, val), buffer=StepBuffer(device))
+    val_sets = {name: (v, eval_loader(ShardCrops(v, image_size=size, augment=None, seed=seed), batch_size, workers))
+                for name, v in vals.items()}
+    val_keys = pl.concat([v.select("shard", "key", "label") for v in vals.values()]) if vals else train.clear()
+    return Run(cfg=cfg, seed=seed, engine=engine, work_dir=Path(work_dir), train=train, val_sets=val_sets,
+               pairs=pairs, batch_size=batch_size, steps_per_epoch=max(1, train.height // batch_size), parts=parts,
+               loader=loader, sampler=sampler, cfg_hash=state_hash(cfg, seed, train, val_keys),
+               buffer=StepBuffer(device))
 
 
 def resume(run: Run) -> None:
@@ -229,8 +254,9 @@ def train_epoch(run: Run, epoch: int) -> None:
 def end_epoch(run: Run, epoch: int) -> dict:
     """Validate, keep the best epoch's tensors, save the state; returns the validation metrics."""
     t0, p = time.time(), run.parts
-    metrics = validate(p.detector, run.val, run.val_loader, device=p.device, dtype=p.dtype)
-    run.rows.append({"kind": "val", "epoch": epoch, "step": run.step, "seconds": time.time() - t0, **metrics})
+    metrics, per_set = validate_sets(p.detector, run.val_sets, device=p.device, dtype=p.dtype)
+    for kind, m in [("val", metrics)] + ([(f"val:{n}", m) for n, m in per_set.items()] if len(per_set) > 1 else []):
+        run.rows.append({"kind": kind, "epoch": epoch, "step": run.step, "seconds": time.time() - t0, **m})
     losses = [r["loss"] for r in run.rows if r["kind"] == "train" and r["epoch"] == epoch]
     log.info("epoch %d/%d: train loss %.4f, val frame AUROC %.4f, video AUROC %.4f (%d videos)", epoch + 1,
              run.epochs, sum(losses) / max(1, len(losses)), metrics["frame_auroc"], metrics["video_auroc"],
@@ -275,20 +301,22 @@ def finish(run: Run, adapter_path: Path, log_path: Path, t_start: float) -> dict
 
 
 def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, work_dir, seed: int,
-                threads: int = 1, device=None, on_epoch_end=None, pairs_path=None) -> dict:
+                threads: int = 1, device=None, on_epoch_end=None, pairs_path=None, val_frames: dict | None = None
+                ) -> dict:
     """Train one model entry ``cfg`` (module docstring, METHOD.md); returns a summary dict.
 
     ``frames_path``: frames.parquet (FRAMES contract; shard paths relative to the working directory).
     ``backbone_dir``: hub id or directory of the CLIP checkpoint (``cfg["backbone"]`` is the id that is
     recorded). ``on_epoch_end(epoch, summary)`` is called after each epoch's state is saved (tests use
     it to simulate an interruption). ``pairs_path``: the dataset's pairs.parquet (``data.order: paired``).
+    ``val_frames``: dataset -> frames.parquet of the other datasets that ``data.val_sets`` names.
     """
     torch.set_num_threads(threads)
     device = pick_device(device)
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")
     t_start = time.time()
-    run = prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path)
+    run = prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames)
     resume(run)
     log.info("training %s: %d train crops, batch %d, %d steps/epoch, %d epochs, %s on %s", cfg["backbone"],
              run.train.height, run.batch_size, run.steps_per_epoch, run.epochs, run.parts.dtype, device)

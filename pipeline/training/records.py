@@ -17,7 +17,8 @@ from ..files import replacing
 from .step import TERMS
 
 LOG_SCHEMA = {
-    "kind": pl.String,  # "train" (one row per optimiser step) or "val" (one row per validation)
+    "kind": pl.String,  # "train" (one row per optimiser step), "val" (one row per epoch: the mean over the
+    # validation sets) or "val:<dataset>/<split>" (each set, when there are several)
     "epoch": pl.Int32,
     "step": pl.Int64,  # global optimiser step (val rows: steps done so far)
     "lr": pl.Float64,
