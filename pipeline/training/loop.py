@@ -24,6 +24,8 @@ from ..metrics import binary_metrics, video_scores
 from ..model import Detector, load_backbone, pick_device, save_adapter
 from ..optimizers import make_optimizer
 from ..sampling import order_for, video_fraction
+from . import distributed
+from .distributed import World
 from .engine import Engine, autocast, cast_frozen, maybe_compile
 from .loader import eval_loader, train_loader
 from .records import NonFiniteLoss, StepBuffer, write_log
@@ -53,6 +55,7 @@ class Run:
     loader: object
     sampler: object
     cfg_hash: str
+    world: World = World()
     slerp_gen: torch.Generator = field(default_factory=torch.Generator)
     buffer: StepBuffer | None = None
     rows: list = field(default_factory=list)
@@ -158,7 +161,8 @@ def _detector(backbone_dir, cfg: dict, engine: Engine, device, dtype, seed: int)
     return detector
 
 
-def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames=None) -> Run:
+def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames=None,
+            world: World = World()) -> Run:
     """Read the data, build the model, optimiser and loaders of a run (from scratch: see :func:`resume`)."""
     engine = Engine.from_cfg(cfg.get("engine"))
     dtype = engine.dtype(device)
@@ -166,22 +170,25 @@ def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, 
         raise ValueError(f"select_metric must be one of {SELECT_METRICS}, got {cfg.get('select_metric')!r}")
     train, vals, pairs = _read_data(frames_path, cfg, seed, pairs_path, val_frames)
     batch_size = _batch_size(cfg, train.height)
-    if batch_size % engine.accumulate:
-        raise ValueError(f"batch size {batch_size} is not a multiple of engine.accumulate {engine.accumulate}")
+    if batch_size % (engine.accumulate * world.size):
+        raise ValueError(f"batch size {batch_size} is not a multiple of engine.accumulate ({engine.accumulate}) "
+                         f"x devices ({world.size})")
+    if engine.accumulate > 1 and world.size > 1:
+        raise ValueError("engine.accumulate with several devices is not supported: use one or the other")
     detector = _detector(backbone_dir, cfg, engine, device, dtype, seed)
     opt = make_optimizer(detector.trainable_parameters(), cfg["optim"], 0.0, fused=True)
     parts = StepParts(detector, opt, LossConfig.from_dict(cfg["loss"]), cfg.get("slerp") or {}, device, dtype,
-                      engine.accumulate)
+                      engine.accumulate, world)
     workers = int(cfg["data"].get("workers", 0))
     size = detector.image_size
     loader, sampler = train_loader(ShardCrops(train, image_size=size, augment=cfg.get("augment"), seed=seed),
-                                   batch_size, workers)
+                                   batch_size // world.size, workers)
     val_sets = {name: (v, eval_loader(ShardCrops(v, image_size=size, augment=None, seed=seed), batch_size, workers))
                 for name, v in vals.items()}
     val_keys = pl.concat([v.select("shard", "key", "label") for v in vals.values()]) if vals else train.clear()
     return Run(cfg=cfg, seed=seed, engine=engine, work_dir=Path(work_dir), train=train, val_sets=val_sets,
                pairs=pairs, batch_size=batch_size, steps_per_epoch=max(1, train.height // batch_size), parts=parts,
-               loader=loader, sampler=sampler, cfg_hash=state_hash(cfg, seed, train, val_keys),
+               loader=loader, sampler=sampler, cfg_hash=state_hash(cfg, seed, train, val_keys), world=world,
                buffer=StepBuffer(device))
 
 
@@ -222,9 +229,11 @@ def flush(run: Run) -> None:
 
 def checkpoint(run: Run) -> None:
     flush(run)
-    save_state(run.work_dir, step=run.step, epochs_done=run.epochs_done, detector=run.parts.detector,
-               opt=run.parts.opt, best=run.best, rows=run.rows, slerp_gen=run.slerp_gen,
-               info={"cfg_hash": run.cfg_hash, "seed": run.seed})
+    if run.world.main:
+        save_state(run.work_dir, step=run.step, epochs_done=run.epochs_done, detector=run.parts.detector,
+                   opt=run.parts.opt, best=run.best, rows=run.rows, slerp_gen=run.slerp_gen,
+                   info={"cfg_hash": run.cfg_hash, "seed": run.seed})
+    distributed.barrier(run.world)
 
 
 def train_epoch(run: Run, epoch: int) -> None:
@@ -234,11 +243,14 @@ def train_epoch(run: Run, epoch: int) -> None:
     if start == 0:
         run.slerp_gen.manual_seed(derive_seed(run.seed, epoch, "slerp"))
     order = order_for(run.cfg["data"].get("order", "shuffle"), run.train, run.seed, epoch, bs, run.pairs)
-    run.sampler.set(epoch, order, start * bs, spe * bs)
+    rows = order[start * bs: spe * bs]
+    run.sampler.set(epoch, distributed.rank_rows(rows, bs, run.world), 0, len(rows))
+    labels = torch.tensor(run.train["label"].to_list())
     run.parts.detector.train()
-    for batch in run.loader:
+    for i, batch in enumerate(run.loader):
         lr = run.lr(run.step)
-        values = train_step(run.parts, batch, lr, run.slerp_gen)
+        batch_labels = labels[rows[i * bs:(i + 1) * bs]] if run.world.size > 1 else None
+        values = train_step(run.parts, batch, lr, run.slerp_gen, batch_labels)
         run.buffer.add({"epoch": epoch, "step": run.step, "lr": lr, "batch": values.pop("batch")}, values)
         run.step += 1
         if run.step % e.checkpoint_every == 0 and run.step < (epoch + 1) * spe:
@@ -295,8 +307,10 @@ def finish(run: Run, adapter_path: Path, log_path: Path, t_start: float) -> dict
         "resumed_from_epoch": run.resumed_from,
         "train_seconds": time.time() - t_start,
     }
-    write_log(run.rows, log_path)
-    save_adapter(detector, adapter_path, meta={k: v for k, v in summary.items() if k != "train_seconds"})
+    if run.world.main:
+        write_log(run.rows, log_path)
+        save_adapter(detector, adapter_path, meta={k: v for k, v in summary.items() if k != "train_seconds"})
+    distributed.barrier(run.world)
     return summary
 
 
@@ -312,11 +326,11 @@ def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, wo
     ``val_frames``: dataset -> frames.parquet of the other datasets that ``data.val_sets`` names.
     """
     torch.set_num_threads(threads)
-    device = pick_device(device)
+    world, device = distributed.setup(pick_device(device))
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")
     t_start = time.time()
-    run = prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames)
+    run = prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames, world)
     resume(run)
     log.info("training %s: %d train crops, batch %d, %d steps/epoch, %d epochs, %s on %s", cfg["backbone"],
              run.train.height, run.batch_size, run.steps_per_epoch, run.epochs, run.parts.dtype, device)
@@ -325,4 +339,6 @@ def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, wo
         summary = end_epoch(run, epoch)
         if on_epoch_end is not None:
             on_epoch_end(epoch, summary)
-    return finish(run, Path(adapter_path), Path(log_path), t_start)
+    summary = finish(run, Path(adapter_path), Path(log_path), t_start)
+    distributed.teardown(world)
+    return summary

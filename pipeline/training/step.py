@@ -14,6 +14,7 @@ import torch
 
 from ..data import normalize
 from ..losses import slerp_augment, slerp_expand
+from .distributed import World, average_gradients, gather_features
 from .engine import autocast
 
 # Per-step values, in the order the loop's log buffer stacks them.
@@ -31,6 +32,7 @@ class StepParts:
     device: torch.device
     dtype: torch.dtype
     accumulate: int = 1
+    world: World = World()
 
 
 def _features(parts: StepParts, pixels: torch.Tensor) -> torch.Tensor:
@@ -95,19 +97,21 @@ def guarded_step(opt: torch.optim.Optimizer, finite: torch.Tensor) -> None:
                     v.copy_(torch.where(finite.to(v.device), v, old_state.get(k, torch.zeros_like(v))))
 
 
-def train_step(parts: StepParts, batch: dict, lr: float, generator: torch.Generator) -> dict:
+def train_step(parts: StepParts, batch: dict, lr: float, generator: torch.Generator, labels=None) -> dict:
     """One optimiser step on ``batch`` at learning rate ``lr``; returns device scalars (:data:`TERMS`)
-    and ``batch`` (the number of samples the loss saw, a Python int known without a sync)."""
+    and ``batch`` (the number of samples the loss saw, a Python int known without a sync).
+    ``labels``: the whole global batch's labels (CPU) when this rank holds a slice of it."""
     for group in parts.opt.param_groups:
         group["lr"] = lr
-    labels_cpu = batch["labels"]
+    labels_cpu = batch["labels"] if labels is None else labels
     parts.opt.zero_grad(set_to_none=True)
     if parts.accumulate > 1:
         loss, terms, logits, y = _backward_accumulated(parts, batch["pixel_values"], labels_cpu, generator)
     else:
-        features = _features(parts, batch["pixel_values"])
+        features = gather_features(_features(parts, batch["pixel_values"]), parts.world)
         loss, terms, logits, y = _head_loss(parts, features, labels_cpu, generator)
         loss.backward()
+    average_gradients(parts.detector.trainable_parameters().values(), parts.world)
     finite = torch.isfinite(loss.detach())
     guarded_step(parts.opt, finite)
     acc = (logits.detach().argmax(dim=1) == y).float().mean()
