@@ -380,12 +380,13 @@ def collate(samples: list[dict]) -> dict:
     }
 
 
-def make_loader(dataset, batch_size: int, workers: int, drop_last: bool, order: list[int] | None = None):
+def make_loader(dataset, batch_size: int, workers: int, drop_last: bool, order=None, persistent: bool = False):
     """A ``torch.utils.data.DataLoader`` batching ``dataset`` with :func:`collate`.
 
-    ``order``: for a :class:`ShardCrops`, the item order (batches are then the same whatever the
-    worker count). For a streamed :func:`shard_dataset` each worker reads its own shards and batches
-    them itself, so with ``drop_last`` each worker may drop its own remainder.
+    ``order``: for a :class:`ShardCrops`, the item order or a sampler (batches are then the same
+    whatever the worker count). For a streamed :func:`shard_dataset` each worker reads its own shards
+    and batches them itself, so with ``drop_last`` each worker may drop its own remainder.
+    ``persistent``: keep the worker processes between passes (training: one loader per run).
     """
     return torch.utils.data.DataLoader(
         dataset,
@@ -395,5 +396,7 @@ def make_loader(dataset, batch_size: int, workers: int, drop_last: bool, order: 
         collate_fn=collate,
         drop_last=drop_last,
         pin_memory=torch.cuda.is_available(),
-        persistent_workers=False,
+        persistent_workers=persistent and workers > 0,
+        prefetch_factor=4 if persistent and workers > 0 else None,
+        generator=torch.Generator().manual_seed(0),  # iterators never draw from the global RNG
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data import ShardCrops, collate
+from ..data import ShardCrops, make_loader
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -31,27 +31,12 @@ class EpochSampler(torch.utils.data.Sampler):
         return len(self.rows)
 
 
-def _loader(dataset, sampler, batch_size: int, workers: int, drop_last: bool):
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        collate_fn=collate,
-        drop_last=drop_last,
-        pin_memory=torch.cuda.is_available(),
-        persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-        generator=torch.Generator().manual_seed(0),  # iterators never draw from the global RNG
-    )
-
-
 def train_loader(dataset: ShardCrops, batch_size: int, workers: int):
     """``(loader, sampler)``: full batches only; call ``sampler.set`` before iterating each epoch."""
     sampler = EpochSampler()
-    return _loader(dataset, sampler, batch_size, workers, drop_last=True), sampler
+    return make_loader(dataset, batch_size, workers, drop_last=True, order=sampler, persistent=True), sampler
 
 
 def eval_loader(dataset: ShardCrops, batch_size: int, workers: int):
     """Every crop of ``dataset`` in table order, no augmentation (``dataset.augmenter`` is None)."""
-    return _loader(dataset, range(len(dataset)), batch_size, workers, drop_last=False)
+    return make_loader(dataset, batch_size, workers, drop_last=False, order=range(len(dataset)), persistent=True)
