@@ -60,6 +60,10 @@ def check_config(config: dict) -> None:
         if cfg["optim"]["min_lr"] > cfg["optim"]["lr"]:
             raise ConfigError(f"models.{name}.optim.min_lr must not exceed optim.lr")
         _check_selection(config, name, cfg)
+    for name in (config.get("robustness") or {}).get("benchmarks") or []:
+        if name not in config["benchmarks"]:
+            raise ConfigError(f"robustness.benchmarks: {name!r} is not a name under benchmarks "
+                              f"(known: {', '.join(config['benchmarks'])})")
     for name, bench in config["benchmarks"].items():
         if bench["dataset"] not in datasets:
             raise ConfigError(f"benchmarks.{name}.dataset: {bench['dataset']!r} is not a name under datasets "
@@ -185,6 +189,13 @@ def evaluate_params(config: dict, bench: str) -> dict:
             "bootstrap": ev.get("bootstrap", 1000),
             "batch_size": ev.get("batch_size", 64),
             "seed": config["seed"]}
+
+
+def robustness_params(config: dict, bench: str, kind: str) -> dict:
+    """What evaluating any model on one kind of degraded copy of a benchmark depends on."""
+    from pipeline.robustness import plan
+
+    return {**evaluate_params(config, bench), "kind": kind, "strengths": plan(config)[bench][kind]}
 
 
 def report_params(config: dict) -> dict:

@@ -91,6 +91,28 @@ def evaluate_model(
     return result
 
 
+def _split_frames(frames_path, split: str, benchmark: str) -> pl.DataFrame:
+    frames = pl.read_parquet(frames_path).filter(pl.col("split") == split)
+    if frames.height == 0:
+        present = sorted(pl.read_parquet(frames_path, columns=["split"])["split"].unique().to_list())
+        raise ValueError(f"benchmark {benchmark!r}: {frames_path} has no frames in split {split!r} "
+                         f"(splits present: {present}); check benchmarks.{benchmark}.split")
+    return frames
+
+
+def _detector(adapter, weights_dir, device):
+    """The detector, its metadata, the device and the metadata keys every metrics file records."""
+    from .model import load_detector, pick_device
+    from .download import sha256_file
+    from .provenance import device_description
+
+    device = pick_device(device)
+    detector, meta = load_detector(adapter, weights_dir, device=device)
+    extra = {"backbone": meta.get("model", {}).get("backbone") or meta.get("backbone"),
+             "device": device_description(device), "adapter_sha256": sha256_file(adapter)}
+    return detector, device, extra
+
+
 def evaluate_benchmark(
     adapter,
     weights_dir,
@@ -113,21 +135,59 @@ def evaluate_benchmark(
 
     The entry point of the workflow's ``evaluate`` rule (and ``python -m pipeline evaluate``):
     load the detector (backbone from ``weights_dir`` + the adapter), predict p(fake) for every
-    stored crop of ``split`` in ``frames_path``, then :func:`evaluate_model`.
+    stored crop of ``split`` in ``frames_path``, then :func:`evaluate_model`. ``metrics.json`` also
+    records the backbone, the device (GPU or CPU model) and the adapter's SHA-256.
     """
-    from .model import load_detector, pick_device
     from .predict import predict_frames
 
-    frames = pl.read_parquet(frames_path).filter(pl.col("split") == split)
-    if frames.height == 0:
-        present = sorted(pl.read_parquet(frames_path, columns=["split"])["split"].unique().to_list())
-        raise ValueError(f"benchmark {benchmark!r}: {frames_path} has no frames in split {split!r} "
-                         f"(splits present: {present}); check benchmarks.{benchmark}.split")
-    crops = frames.filter(pl.col("key").is_not_null())
-    device = pick_device(device)
-    detector, meta = load_detector(adapter, weights_dir, device=device)
-    scores = predict_frames(detector, crops, batch_size=batch_size, device=device, workers=workers)
-    extra = {"model": model, "benchmark": benchmark, "dataset": dataset, "split": split,
-             "backbone": meta.get("model", {}).get("backbone") or meta.get("backbone")}
+    frames = _split_frames(frames_path, split, benchmark)
+    detector, device, extra = _detector(adapter, weights_dir, device)
+    scores = predict_frames(detector, frames, batch_size=batch_size, device=device, workers=workers)
+    extra = {"model": model, "benchmark": benchmark, "dataset": dataset, "split": split, **extra}
     return evaluate_model(scores, out_scores, out_metrics, frames=frames, video_reduce=video_reduce,
                           bootstrap=bootstrap, seed=seed, extra_meta=extra)
+
+
+def evaluate_robustness(
+    adapter,
+    weights_dir,
+    frames_path,
+    out_json,
+    *,
+    model: str,
+    benchmark: str,
+    dataset: str,
+    split: str,
+    kind: str,
+    strengths: list,
+    video_reduce: str = "mean",
+    bootstrap: int = 1000,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | None = None,
+    workers: int = 0,
+) -> dict:
+    """Score one benchmark's crops degraded by one corruption ``kind`` at each of ``strengths``.
+
+    The entry point of the workflow's ``robustness`` rule. Writes ``out_json``: the metadata of
+    ``metrics.json`` plus ``kind`` and ``points``, one per strength in the given order, each
+    ``{"strength", "benchmark"`` (the derived name, e.g. ``celebdf_v2@jpeg=40``) ``, ...metrics}``
+    with the metrics of :func:`pipeline.metrics.evaluate_scores`.
+    """
+    from .predict import predict_frames
+    from .robustness import Corruption, derived_name
+
+    frames = _split_frames(frames_path, split, benchmark)
+    detector, device, extra = _detector(adapter, weights_dir, device)
+    points = []
+    for strength in strengths:
+        corruption = Corruption(kind, float(strength), seed=seed)
+        scores = predict_frames(detector, frames, batch_size=batch_size, device=device, workers=workers,
+                                transform=corruption)
+        metrics = evaluate_scores(tables.conform(scores, tables.SCORES, "scores"), video_reduce=video_reduce,
+                                  bootstrap=bootstrap, seed=seed)
+        points.append({"strength": float(strength), "benchmark": derived_name(benchmark, kind, strength), **metrics})
+    result = {"model": model, "benchmark": benchmark, "dataset": dataset, "split": split, **extra, "kind": kind,
+              "points": points}
+    write_json(out_json, jsonable(result), allow_nan=False)
+    return result

@@ -107,7 +107,7 @@ class _Cells(HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.cells, self.means, self.figures, self.stack, self.attrs_of = {}, {}, [], [], []
+        self.cells, self.means, self.figures, self.stack, self.attrs_of = {}, {}, [], [], {}
         self.svgs = 0
         self.refs = []
 
@@ -128,8 +128,10 @@ class _Cells(HTMLParser):
             a, text = self.stack.pop()
             if "data-benchmark" in a:
                 self.cells[(a["data-model"], a["data-benchmark"])] = (a.get("data-value"), text)
+                self.attrs_of[(a["data-model"], a["data-benchmark"])] = a
             elif "data-mean" in a:
                 self.means[a["data-model"]] = (a["data-mean"], text)
+                self.attrs_of[(a["data-model"], "mean")] = a
 
     def handle_data(self, data):
         if self.stack:
@@ -163,9 +165,14 @@ def test_auroc_table_values_and_mean(built):
             assert f"[{100 * lo:.2f}, {100 * hi:.2f}]" in text
         mean_value, mean_text = p.means[model]
         assert float(mean_value) == pytest.approx(100 * np.mean(vals), abs=1e-4)
-        assert mean_text.strip() == f"{100 * np.mean(vals):.2f}"
-    # the better-separated model wins on every benchmark in this synthetic set
-    assert all(p.cells[("LNCLIP-DF", b)][0] > p.cells[("linear probe <baseline>", b)][0] for b in BENCHES)
+        assert mean_text.strip().removesuffix("\u25b2best") == f"{100 * np.mean(vals):.2f}"
+    # the better-separated model wins on every benchmark in this synthetic set: it alone is marked
+    # best in every column and in the mean (the mean column is not bold by itself)
+    assert all(float(p.cells[("LNCLIP-DF", b)][0]) > float(p.cells[("linear probe <baseline>", b)][0]) for b in BENCHES)
+    for col in list(BENCHES) + ["mean"]:
+        assert "best" in p.attrs_of[("LNCLIP-DF", col)].get("class", "").split()
+        assert "best" not in p.attrs_of[("linear probe <baseline>", col)].get("class", "").split()
+    assert built["html"].count("&#9650;best</span>") == len(BENCHES) + 1
 
 
 def test_in_domain_benchmark_is_marked_and_left_out_of_the_mean(built, tmp_path):
@@ -181,7 +188,7 @@ def test_in_domain_benchmark_is_marked_and_left_out_of_the_mean(built, tmp_path)
     for model in MODELS:
         cross = [inp["expected"][(model, b)]["video"]["auroc"] for b in BENCHES if b != first]
         assert float(p.means[model][0]) == pytest.approx(100 * np.mean(cross), abs=1e-4)
-        assert p.cells[(model, first)][1].split("[")[0].strip().endswith("\u2020")  # the dagger mark
+        assert "\u2020" in p.cells[(model, first)][1].split("[")[0]  # the dagger mark
     assert html.count('data-in-domain="1"') == len(MODELS)
 
 
@@ -213,7 +220,8 @@ def test_structure_escaping_and_self_contained(built):
     assert p.svgs == 2 * len(BENCHES) + len(MODELS)
     assert not [r for r in p.refs if not r.startswith("#")], p.refs
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html)
-    assert "@import" not in html and "<script" not in html and "<link" not in html
+    assert "@import" not in html and "<link" not in html
+    assert html.count("<script") == 1 and "<script>" in html  # one inline script (sorting), nothing loaded
     # ids unique over the page (SVG ids are prefixed per figure)
     ids = re.findall(r'\bid="([^"]+)"', html)
     assert len(ids) == len(set(ids))
@@ -244,8 +252,11 @@ def test_per_method_and_data_sections(built):
     for m in MODELS:
         assert f'id="train-{slug(m)}"' in html
     tr = re.search(r'<section id="train-LNCLIP-DF".*?</section>', html, re.S).group(0)
-    assert re.search(r"best val video AUROC \(%\)</th><td>85.00</td>", tr)  # 0.7 + 0.05 * 3, epoch 3
-    assert re.search(r"epochs</th><td>4</td>", tr) and re.search(r"last step</th><td>199</td>", tr)
+    assert re.search(r"its val video AUROC \(%\)</th><td>85.00</td>", tr)  # 0.7 + 0.05 * 3, epoch 3
+    assert re.search(r"evaluated checkpoint</th><td>adapter: epoch 3 \(selected by video_auroc", tr)
+    assert re.search(r"epochs in the log</th><td>4 \(0\u20133\)</td>", tr)
+    assert re.search(r"last step</th><td>199</td>", tr)
+    assert "train-warning" not in tr
     assert "abc1234 (dirty)" in html and "ab" * 32 in html and f"<td class=\"left\">{np.__version__}</td>" in html
 
 
@@ -348,7 +359,7 @@ def test_degenerate_inputs_do_not_break_the_report(tmp_path):
 
 
 def test_config_dump_has_no_yaml_aliases():
-    from pipeline.report import _dump_config
+    from pipeline.report import dump_config as _dump_config
 
     shared = {}
     text = _dump_config({"a": {"options": shared}, "b": {"options": shared}})

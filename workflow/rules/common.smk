@@ -9,6 +9,7 @@ from pipeline import layout
 from pipeline.provenance import code_digest
 from pipeline.index import chunks
 from pipeline.guard import damaged_outputs
+from pipeline.robustness import plan as robustness_plan, KINDS
 
 try:
     pconfig.check_config(config)
@@ -25,6 +26,8 @@ WEIGHTS = list(config["weights"])
 # Only the datasets, and of them the splits, that a model or benchmark uses are fetched and cropped.
 SPLITS = pconfig.dataset_splits(config)
 DATASETS = list(SPLITS)
+# Robustness benchmarks: base benchmark -> corruption kind -> strengths (pipeline.robustness).
+ROBUSTNESS = robustness_plan(config)
 
 
 wildcard_constraints:
@@ -32,6 +35,7 @@ wildcard_constraints:
     model="|".join(MODELS),
     bench="|".join(BENCHMARKS),
     weights="|".join(WEIGHTS),
+    kind="|".join(KINDS),
     split=r"[A-Za-z0-9]+",
     chunk=r"\d{5}",
 
