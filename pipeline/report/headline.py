@@ -55,5 +55,6 @@ def published_rows(published: list[dict], benches: list[str]) -> list[dict]:
         vals = {b: p["values"].get(b) for b in benches}
         cells = [{"benchmark": b, "value": "" if vals[b] is None else f"{vals[b]:.6g}",
                   "text": "" if vals[b] is None else f"{vals[b]:.2f}"} for b in benches]
-        out.append({"row": p["row"], "source": p["source"], "cells": cells})
+        out.append({"row": p["row"], "source": p["source"], "source_text": p.get("source_text", p["source"]),
+                    "cells": cells})
     return out
