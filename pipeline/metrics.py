@@ -185,27 +185,55 @@ def binary_metrics(labels, p_fake, sample_weight=None) -> dict:
     return out
 
 
-BOOTSTRAP_METRICS = {"auroc": roc_auc_score, "ap": average_precision_score}
+def _resample_curves(y: np.ndarray, s: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative true and false positives per resample (rows) at each distinct score, highest first.
+
+    ``idx`` holds the resampled item indices (one row per resample); a resample is the items'
+    multiplicities, so its curve is the weighted ROC of the original items at the same thresholds.
+    """
+    order = np.argsort(-s, kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(s[order])) + 1]  # first item of each distinct score
+    counts = np.zeros((idx.shape[0], y.size))
+    np.add.at(counts, (np.arange(idx.shape[0])[:, None], idx), 1.0)
+    counts = counts[:, order]
+    tp = np.cumsum(np.add.reduceat(counts * y[order], starts, axis=1), axis=1)
+    fp = np.cumsum(np.add.reduceat(counts * (1 - y[order]), starts, axis=1), axis=1)
+    return tp, fp
 
 
-def bootstrap_ci(labels, scores, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+def _curve_metrics(tp: np.ndarray, fp: np.ndarray) -> dict[str, np.ndarray]:
+    """AUROC (trapezoids, ties half-counted) and AP (sum of recall steps x precision), as sklearn's
+    ``roc_auc_score`` and ``average_precision_score`` define them, for every row at once."""
+    pos, neg = tp[:, -1:], fp[:, -1:]
+    tpr, fpr = np.c_[np.zeros(len(tp)), tp / pos], np.c_[np.zeros(len(fp)), fp / neg]
+    auroc = (np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+    ap = (np.diff(tpr, axis=1) * precision).sum(axis=1)
+    return {"auroc": auroc, "ap": ap}
+
+
+def bootstrap_ci(labels, scores, n: int = 1000, seed: int = 0, alpha: float = 0.05, chunk: int = 200) -> dict:
     """Percentile bootstrap ``(1 - alpha)`` confidence intervals of the AUROC and the AP.
 
-    Resamples the given items (videos) with replacement ``n`` times using
-    ``numpy.random.default_rng(seed)``; both metrics are computed on the same resamples, and a
-    resample with only one class is skipped. Returns ``{"auroc": (lo, hi), "ap": (lo, hi)}``, with
-    ``(nan, nan)`` when both classes are not present or ``n <= 0``.
+    Resamples the given items (videos) with replacement ``n`` times, ``numpy.random.default_rng(seed)``
+    drawing the item indices of each resample in turn; both metrics are computed on the same
+    resamples, and a resample with only one class is skipped. Each resample's AUROC and AP are
+    scikit-learn's definitions computed for all resamples at once (the tests compare them with
+    ``roc_auc_score`` and ``average_precision_score`` resample by resample). Returns
+    ``{"auroc": (lo, hi), "ap": (lo, hi)}``, ``(nan, nan)`` when both classes are not present or
+    ``n <= 0``.
     """
     y, s = _as_arrays(labels, scores)
-    values: dict[str, list] = {k: [] for k in BOOTSTRAP_METRICS}
+    values: dict[str, list] = {"auroc": [], "ap": []}
     if n > 0 and y.size and y.min() != y.max():
         rng = np.random.default_rng(seed)
-        for _ in range(int(n)):
-            idx = rng.integers(0, y.size, size=y.size)
-            if y[idx].min() == y[idx].max():
-                continue
-            for k, fn in BOOTSTRAP_METRICS.items():
-                values[k].append(fn(y[idx], s[idx]))
+        for start in range(0, int(n), chunk):
+            idx = rng.integers(0, y.size, size=(min(chunk, int(n) - start), y.size))
+            tp, fp = _resample_curves(y, s, idx)
+            ok = (tp[:, -1] > 0) & (fp[:, -1] > 0)
+            for k, v in _curve_metrics(tp[ok], fp[ok]).items():
+                values[k].extend(v.tolist())
     q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
     return {k: tuple(float(x) for x in np.percentile(v, q)) if v else (NAN, NAN) for k, v in values.items()}
 

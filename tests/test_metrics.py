@@ -378,3 +378,41 @@ def _scored(methods, n_real=40, n_fake=30, frames=3, seed=0):
             rows += [{"dataset": "D", "video_id": f"{method}/{i}", "label": label, "method": method,
                       "p_fake": float(np.clip(base + rng.normal(0, 0.05), 0, 1))} for _ in range(frames)]
     return pl.DataFrame(rows)
+
+
+def test_bootstrap_resamples_match_sklearn_one_by_one():
+    """The vectorised resample metrics are sklearn's, resample by resample (ties, one-class skips)."""
+    from pipeline.metrics import _curve_metrics, _resample_curves
+
+    rng = np.random.default_rng(4)
+    y = (rng.random(40) < 0.3).astype(int)
+    y[:2] = [0, 1]
+    s = np.round(rng.random(40), 1)  # many ties
+    idx = np.random.default_rng(9).integers(0, 40, size=(300, 40))
+    tp, fp = _resample_curves(y, s, idx)
+    got = _curve_metrics(tp, fp)
+    checked = 0
+    for b in range(300):
+        yy, ss = y[idx[b]], s[idx[b]]
+        if yy.min() == yy.max():
+            continue
+        assert got["auroc"][b] == pytest.approx(roc_auc_score(yy, ss), abs=1e-12)
+        assert got["ap"][b] == pytest.approx(average_precision_score(yy, ss), abs=1e-12)
+        checked += 1
+    assert checked > 250
+
+
+def test_bootstrap_ci_is_the_percentile_of_sklearn_resamples():
+    from pipeline.metrics import bootstrap_ci
+
+    y, s = _random(n=60, seed=2)
+    ci = bootstrap_ci(y, s, n=300, seed=5)
+    rng = np.random.default_rng(5)
+    au, ap = [], []
+    for _ in range(300):  # the same resamples, drawn one at a time
+        i = rng.integers(0, 60, size=60)
+        if y[i].min() != y[i].max():
+            au.append(roc_auc_score(y[i], s[i]))
+            ap.append(average_precision_score(y[i], s[i]))
+    assert ci["auroc"] == pytest.approx(tuple(np.percentile(au, [2.5, 97.5])), abs=1e-12)
+    assert ci["ap"] == pytest.approx(tuple(np.percentile(ap, [2.5, 97.5])), abs=1e-12)
