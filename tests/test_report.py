@@ -571,3 +571,18 @@ def test_histogram_bins_spread_bunched_scores():
     counts, _ = np.histogram(bunched, edges)
     assert (counts > 0).sum() >= 10  # not one bin
     assert len(score_bins(np.full(5, 0.3))) > 2  # one value: a small window around it
+
+
+def test_training_draws_each_validation_set(tmp_path):
+    rows = [{"kind": "train", "epoch": e, "step": e * 5 + s, "loss": 0.5, "lr": 1e-3} for e in range(2) for s in range(5)]
+    for e in range(2):
+        rows += [{"kind": "val", "epoch": e, "step": 5 * (e + 1), "video_auroc": 0.7 + 0.1 * e},
+                 {"kind": "val:ffpp/val", "epoch": e, "step": 5 * (e + 1), "video_auroc": 0.8},
+                 {"kind": "val:cdf/val", "epoch": e, "step": 5 * (e + 1), "video_auroc": 0.6 + 0.2 * e}]
+    pl.DataFrame(rows, infer_schema_length=None).write_parquet(tmp_path / "log.parquet")
+    build_report(tmp_path / "r.html", evaluations=[], datasets=[], provenance={}, title="t", demo=False,
+                 trainings=[{"model": "m", "log_path": str(tmp_path / "log.parquet"), "config": {}}])
+    sec = re.search(r'<section id="train-m".*?</section>', (tmp_path / "r.html").read_text(), re.S).group(0)
+    assert "<!-- ffpp/val video AUROC -->" in sec and "<!-- cdf/val video AUROC -->" in sec
+    assert "<!-- video AUROC (mean) -->" in sec
+    assert re.search(r"its val video AUROC \(%\)</th><td>80.00</td>", sec)  # the mean row of the best epoch

@@ -79,13 +79,24 @@ def _plot_lr(ax, train, color: str) -> None:
     ax.set(xlabel="step", title="learning rate")
 
 
-def _plot_val(ax, val, color: str, chosen) -> None:
+def _val_sets(log: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Per validation set rows (``kind`` ``val:<dataset/split>``, logged when a model has several)."""
+    if "kind" not in log.columns:
+        return {}
+    kinds = sorted(k for k in log.get_column("kind").unique().drop_nulls().to_list() if k.startswith("val:"))
+    return {k[4:]: log.filter(pl.col("kind") == k) for k in kinds}
+
+
+def _plot_val(ax, val, color: str, chosen, sets: dict) -> None:
+    for name, rows in sets.items():
+        ep, va = _series(rows, "epoch", "video_auroc")
+        ax.plot(ep, 100 * va, ":", lw=0.9, marker=".", label=f"{name} video AUROC")
     ep, fa = _series(val, "epoch", "frame_auroc")
     if fa.size:
         ax.plot(ep, 100 * fa, "s--", ms=2.5, lw=0.8, color="#777777", label="frame AUROC")
     ep, va = _series(val, "epoch", "video_auroc")
     if va.size:
-        ax.plot(ep, 100 * va, "o-", ms=3, lw=1.0, color=color, label="video AUROC")
+        ax.plot(ep, 100 * va, "o-", ms=3, lw=1.0, color=color, label="video AUROC" + (" (mean)" if sets else ""))
     if chosen is not None and chosen in ep:
         y = 100 * va[list(ep).index(chosen)]
         ax.plot([chosen], [y], "*", ms=10, color="#222222", label=f"evaluated: epoch {chosen:g}")
@@ -109,7 +120,7 @@ def training_figure(prefix: str, log: pl.DataFrame, color: str, chosen) -> Marku
         for ax, term in zip(axes, terms):
             _plot_term(ax, train, val, term, color)
         _plot_lr(axes[len(terms)], train, color)
-        _plot_val(axes[len(terms) + 1], val, color, chosen)
+        _plot_val(axes[len(terms) + 1], val, color, chosen, _val_sets(log))
         for ax in axes[n:]:
             ax.set_visible(False)
         fig.tight_layout()
