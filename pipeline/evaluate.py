@@ -8,6 +8,7 @@ videos could not be scored because no face crop was stored for them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -113,81 +114,71 @@ def _detector(adapter, weights_dir, device):
     return detector, device, extra
 
 
-def evaluate_benchmark(
-    adapter,
-    weights_dir,
-    frames_path,
-    out_scores,
-    out_metrics,
-    *,
-    model: str,
-    benchmark: str,
-    dataset: str,
-    split: str,
-    video_reduce: str = "mean",
-    bootstrap: int = 1000,
-    batch_size: int = 64,
-    seed: int = 0,
-    device: str | None = None,
-    workers: int = 0,
-) -> dict:
+@dataclass(frozen=True)
+class Settings:
+    """What an evaluation job is and how it scores: names, split, video reduction, bootstrap resamples,
+    batch size, seed, device (None: CUDA when available) and loader workers."""
+
+    model: str
+    benchmark: str
+    dataset: str
+    split: str
+    video_reduce: str = "mean"
+    bootstrap: int = 1000
+    batch_size: int = 64
+    seed: int = 0
+    device: str | None = None
+    workers: int = 0
+
+    def meta(self) -> dict:
+        return {"model": self.model, "benchmark": self.benchmark, "dataset": self.dataset, "split": self.split}
+
+
+def _scores(detector, device, frames: pl.DataFrame, s: Settings, transform=None) -> pl.DataFrame:
+    from .predict import predict_frames
+
+    return predict_frames(detector, frames, batch_size=s.batch_size, device=device, workers=s.workers,
+                          transform=transform)
+
+
+def evaluate_benchmark(adapter, weights_dir, frames_path, out_scores, out_metrics, **settings) -> dict:
     """Score every crop of one benchmark split with a trained adapter and write its metrics.
 
     The entry point of the workflow's ``evaluate`` rule (and ``python -m pipeline evaluate``):
     load the detector (backbone from ``weights_dir`` + the adapter), predict p(fake) for every
-    stored crop of ``split`` in ``frames_path``, then :func:`evaluate_model`. ``metrics.json`` also
-    records the backbone, the device (GPU or CPU model) and the adapter's SHA-256.
+    stored crop of the split in ``frames_path``, then :func:`evaluate_model`. ``settings``: the
+    fields of :class:`Settings`. ``metrics.json`` also records the backbone, the device (GPU or CPU
+    model) and the adapter's SHA-256.
     """
-    from .predict import predict_frames
-
-    frames = _split_frames(frames_path, split, benchmark)
-    detector, device, extra = _detector(adapter, weights_dir, device)
-    scores = predict_frames(detector, frames, batch_size=batch_size, device=device, workers=workers)
-    extra = {"model": model, "benchmark": benchmark, "dataset": dataset, "split": split, **extra}
-    return evaluate_model(scores, out_scores, out_metrics, frames=frames, video_reduce=video_reduce,
-                          bootstrap=bootstrap, seed=seed, extra_meta=extra)
+    s = Settings(**settings)
+    frames = _split_frames(frames_path, s.split, s.benchmark)
+    detector, device, extra = _detector(adapter, weights_dir, s.device)
+    scores = _scores(detector, device, frames, s)
+    return evaluate_model(scores, out_scores, out_metrics, frames=frames, video_reduce=s.video_reduce,
+                          bootstrap=s.bootstrap, seed=s.seed, extra_meta={**s.meta(), **extra})
 
 
-def evaluate_robustness(
-    adapter,
-    weights_dir,
-    frames_path,
-    out_json,
-    *,
-    model: str,
-    benchmark: str,
-    dataset: str,
-    split: str,
-    kind: str,
-    strengths: list,
-    video_reduce: str = "mean",
-    bootstrap: int = 1000,
-    batch_size: int = 64,
-    seed: int = 0,
-    device: str | None = None,
-    workers: int = 0,
-) -> dict:
+def evaluate_robustness(adapter, weights_dir, frames_path, out_json, *, kind: str, strengths: list,
+                        **settings) -> dict:
     """Score one benchmark's crops degraded by one corruption ``kind`` at each of ``strengths``.
 
-    The entry point of the workflow's ``robustness`` rule. Writes ``out_json``: the metadata of
-    ``metrics.json`` plus ``kind`` and ``points``, one per strength in the given order, each
-    ``{"strength", "benchmark"`` (the derived name, e.g. ``celebdf_v2@jpeg=40``) ``, ...metrics}``
-    with the metrics of :func:`pipeline.metrics.evaluate_scores`.
+    The entry point of the workflow's ``robustness`` rule; ``settings`` as for
+    :func:`evaluate_benchmark`. Writes ``out_json``: the metadata of ``metrics.json`` plus ``kind``
+    and ``points``, one per strength in the given order, each ``{"strength", "benchmark"`` (the
+    derived name, e.g. ``celebdf_v2@jpeg=40``) ``, ...metrics}`` with the metrics of
+    :func:`pipeline.metrics.evaluate_scores`. Each frame is degraded the same way on every run.
     """
-    from .predict import predict_frames
     from .robustness import Corruption, derived_name
 
-    frames = _split_frames(frames_path, split, benchmark)
-    detector, device, extra = _detector(adapter, weights_dir, device)
+    s = Settings(**settings)
+    frames = _split_frames(frames_path, s.split, s.benchmark)
+    detector, device, extra = _detector(adapter, weights_dir, s.device)
     points = []
     for strength in strengths:
-        corruption = Corruption(kind, float(strength), seed=seed)
-        scores = predict_frames(detector, frames, batch_size=batch_size, device=device, workers=workers,
-                                transform=corruption)
-        metrics = evaluate_scores(tables.conform(scores, tables.SCORES, "scores"), video_reduce=video_reduce,
-                                  bootstrap=bootstrap, seed=seed)
-        points.append({"strength": float(strength), "benchmark": derived_name(benchmark, kind, strength), **metrics})
-    result = {"model": model, "benchmark": benchmark, "dataset": dataset, "split": split, **extra, "kind": kind,
-              "points": points}
+        scores = _scores(detector, device, frames, s, transform=Corruption(kind, float(strength), seed=s.seed))
+        metrics = evaluate_scores(tables.conform(scores, tables.SCORES, "scores"), video_reduce=s.video_reduce,
+                                  bootstrap=s.bootstrap, seed=s.seed)
+        points.append({"strength": float(strength), "benchmark": derived_name(s.benchmark, kind, strength), **metrics})
+    result = {**s.meta(), **extra, "kind": kind, "points": points}
     write_json(out_json, jsonable(result), allow_nan=False)
     return result
