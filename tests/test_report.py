@@ -271,7 +271,7 @@ def test_per_method_and_data_sections(built):
     data = re.search(r'<table id="data-table">.*?</table>', html, re.S).group(0)
     ff = re.search(r'<tr data-dataset="ffpp">(.*?)</tr>', data, re.S).group(1)
     assert '<td data-key="videos">1,000</td>' in ff and '<td data-key="frames_sampled">32,000</td>' in ff
-    assert '<td data-key="faces">31,923</td>' in ff and '<td data-key="no_face">70</td>' in ff
+    assert '<td data-key="faces">31,926</td>' in ff and '<td data-key="no_face">70</td>' in ff
     assert '<td data-key="read_failed">4</td>' in ff and '<td data-key="videos_without_crops">5</td>' in ff
     cdf = re.search(r'<tr data-dataset="cdf">(.*?)</tr>', data, re.S).group(1)
     assert '<td data-key="read_failed">\u2014</td>' in cdf and '<td data-key="videos">518</td>' in cdf
@@ -279,10 +279,10 @@ def test_per_method_and_data_sections(built):
     for m in MODELS:
         assert f'id="train-{slug(m)}"' in html
     tr = re.search(r'<section id="train-LNCLIP-DF".*?</section>', html, re.S).group(0)
-    assert re.search(r"its val video AUROC \(%\)</th><td>85.00</td>", tr)  # 0.7 + 0.05 * 3, epoch 3
-    assert re.search(r"evaluated checkpoint</th><td>adapter: epoch 3 \(selected by video_auroc", tr)
-    assert re.search(r"epochs in the log</th><td>4 \(0\u20133\)</td>", tr)
-    assert re.search(r"last step</th><td>199</td>", tr)
+    assert re.search(r"its val video AUROC \(%\)</th><td class=.left wrap.>85.00</td>", tr)  # 0.7 + 0.05 * 3, epoch 3
+    assert re.search(r"evaluated checkpoint</th><td class=.left wrap.>adapter: epoch 3 \(selected by video_auroc", tr)
+    assert re.search(r"epochs in the log</th><td class=.left wrap.>4 \(0\u20133\)</td>", tr)
+    assert re.search(r"last step</th><td class=.left wrap.>199</td>", tr)
     assert "train-warning" not in tr
     assert "abc1234 (dirty)" in html and "ab" * 32 in html and f"<td class=\"left\">{np.__version__}</td>" in html
 
@@ -542,9 +542,9 @@ def test_training_shows_every_loss_term_checkpoint_and_chance_warning(tmp_path):
     assert sec.count("<!-- alignment -->") == 1 and sec.count("<!-- uniformity -->") == 1
     assert "<!-- learning rate -->" in sec and "<!-- validation AUROC -->" in sec
     assert "evaluated: epoch 1" in sec  # the star's legend, epoch numbered as in the log
-    assert re.search(r"evaluated checkpoint</th><td>results/models/m/adapter.safetensors: epoch 1 "
+    assert re.search(r"evaluated checkpoint</th><td class=.left wrap.>results/models/m/adapter.safetensors: epoch 1 "
                      r"\(selected by video_auroc\), sha256 ffffffffffffffff", sec)
-    assert "epochs in the log</th><td>3 (0\u20132)</td>" in sec
+    assert re.search("epochs in the log</th><td class=.left wrap.>3 \\(0\u20132\\)</td>", sec)
     warn = re.search(r'<div class="warning train-warning" role="alert">(.*?)</div>', sec, re.S).group(1)
     assert "48.00 %" in warn and "at or below chance" in warn
 
@@ -585,4 +585,4 @@ def test_training_draws_each_validation_set(tmp_path):
     sec = re.search(r'<section id="train-m".*?</section>', (tmp_path / "r.html").read_text(), re.S).group(0)
     assert "<!-- ffpp/val video AUROC -->" in sec and "<!-- cdf/val video AUROC -->" in sec
     assert "<!-- video AUROC (mean) -->" in sec
-    assert re.search(r"its val video AUROC \(%\)</th><td>80.00</td>", sec)  # the mean row of the best epoch
+    assert re.search(r"its val video AUROC \(%\)</th><td class=.left wrap.>80.00</td>", sec)  # the mean row of the best epoch

@@ -59,7 +59,7 @@ def _row(ds: dict, st: dict, missing: str | None, reasons: list[str]) -> dict:
         "videos": num(st.get("videos")), "real": num(by_label.get("real")), "fake": num(by_label.get("fake")),
         "by_split": inline_counts(st.get("videos_by_split")), "by_method": inline_counts(st.get("videos_by_method")),
         "unreadable": num(st.get("unreadable_videos")),
-        "not_decoded": num(sum(fails.get(r, 0) for r in VIDEO_LEVEL)) if fails else DASH,
+        "not_decoded": num(sum(fails.get(r, 0) for r in VIDEO_LEVEL)) if "failures" in st else DASH,
         "frames": num(frames), "faces": num(faces),
         "face_rate": f"{100.0 * faces / frames:.1f} %" if finite(frames) and finite(faces) and frames else DASH,
         "failures": [num(frame_fails.get(r)) if r in frame_fails else DASH for r in reasons],

@@ -13,6 +13,7 @@ import re
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -103,6 +104,7 @@ def _hist_panel(ax, h: dict) -> None:
     if edges[0] <= 0.5 <= edges[-1]:
         ax.axvline(0.5, ls=":", lw=0.8, color="#555555")
     ax.set_xlim(edges[0], edges[-1])
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
     ax.set(title=h["model"], xlabel="video p(fake)", ylabel="videos")
     ax.legend(loc="best")
 
