@@ -204,11 +204,11 @@ def evaluate_params(config: dict, bench: str) -> dict:
             "seed": config["seed"]}
 
 
-def robustness_params(config: dict, bench: str, kind: str) -> dict:
-    """What evaluating any model on one kind of degraded copy of a benchmark depends on."""
+def robustness_params(config: dict, bench: str) -> dict:
+    """What evaluating any model on the degraded copies of a benchmark depends on."""
     from pipeline.robustness import plan
 
-    return {**evaluate_params(config, bench), "kind": kind, "strengths": plan(config)[bench][kind]}
+    return {**evaluate_params(config, bench), "corruptions": plan(config)[bench]}
 
 
 def report_params(config: dict) -> dict:

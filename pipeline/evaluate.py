@@ -158,15 +158,15 @@ def evaluate_benchmark(adapter, weights_dir, frames_path, out_scores, out_metric
                           bootstrap=s.bootstrap, seed=s.seed, extra_meta={**s.meta(), **extra})
 
 
-def evaluate_robustness(adapter, weights_dir, frames_path, out_json, *, kind: str, strengths: list,
-                        **settings) -> dict:
-    """Score one benchmark's crops degraded by one corruption ``kind`` at each of ``strengths``.
+def evaluate_robustness(adapter, weights_dir, frames_path, out_json, *, corruptions: dict, **settings) -> dict:
+    """Score one benchmark's crops degraded by each corruption kind at each of its strengths.
 
-    The entry point of the workflow's ``robustness`` rule; ``settings`` as for
-    :func:`evaluate_benchmark`. Writes ``out_json``: the metadata of ``metrics.json`` plus ``kind``
-    and ``points``, one per strength in the given order, each ``{"strength", "benchmark"`` (the
-    derived name, e.g. ``celebdf_v2@jpeg=40``) ``, ...metrics}`` with the metrics of
-    :func:`pipeline.metrics.evaluate_scores`. Each frame is degraded the same way on every run.
+    The entry point of the workflow's ``robustness`` rule (one job per model x benchmark: the model
+    is loaded once); ``corruptions``: kind -> strengths (``pipeline.robustness.plan``); ``settings``
+    as for :func:`evaluate_benchmark`. Writes ``out_json``: the metadata of ``metrics.json`` plus
+    ``points``, one per kind and strength in the given order, each ``{"kind", "strength",
+    "benchmark"`` (the derived name, e.g. ``celebdf_v2@jpeg=40``) ``, ...metrics}`` with the metrics
+    of :func:`pipeline.metrics.evaluate_scores`. Each frame is degraded the same way on every run.
     """
     from .robustness import Corruption, derived_name
 
@@ -174,11 +174,13 @@ def evaluate_robustness(adapter, weights_dir, frames_path, out_json, *, kind: st
     frames = _split_frames(frames_path, s.split, s.benchmark)
     detector, device, extra = _detector(adapter, weights_dir, s.device)
     points = []
-    for strength in strengths:
-        scores = _scores(detector, device, frames, s, transform=Corruption(kind, float(strength), seed=s.seed))
-        metrics = evaluate_scores(tables.conform(scores, tables.SCORES, "scores"), video_reduce=s.video_reduce,
-                                  bootstrap=s.bootstrap, seed=s.seed)
-        points.append({"strength": float(strength), "benchmark": derived_name(s.benchmark, kind, strength), **metrics})
-    result = {**s.meta(), **extra, "kind": kind, "points": points}
+    for kind, strengths in corruptions.items():
+        for strength in strengths:
+            corruption = Corruption(kind, float(strength), seed=s.seed)
+            scores = tables.conform(_scores(detector, device, frames, s, transform=corruption), tables.SCORES, "scores")
+            metrics = evaluate_scores(scores, video_reduce=s.video_reduce, bootstrap=s.bootstrap, seed=s.seed)
+            points.append({"kind": kind, "strength": float(strength),
+                           "benchmark": derived_name(s.benchmark, kind, strength), **metrics})
+    result = {**s.meta(), **extra, "points": points}
     write_json(out_json, jsonable(result), allow_nan=False)
     return result

@@ -77,9 +77,9 @@ class Layout:
     def metrics(self, model: str, bench: str) -> str:
         return f"{self.results}/eval/{model}/{bench}/metrics.json"
 
-    def robustness(self, model: str, bench: str, kind: str) -> str:
-        """One corruption kind at every configured strength (``pipeline.robustness``)."""
-        return f"{self.results}/eval/{model}/{bench}/robustness/{kind}.json"
+    def robustness(self, model: str, bench: str) -> str:
+        """Every configured corruption at every strength (``pipeline.robustness``)."""
+        return f"{self.results}/eval/{model}/{bench}/robustness.json"
 
     def report(self) -> str:
         return f"{self.results}/report.html"

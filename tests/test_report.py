@@ -114,16 +114,16 @@ def make_robustness(root: Path) -> list[dict]:
     """evaluate_robustness-shaped results on CDFv2: the separation shrinks as the strength grows."""
     out = []
     for mi, (model, sep) in enumerate(MODELS.items()):
+        points = []
         for kind, strengths in ROBUST.items():
-            points = []
             for k, s in enumerate(strengths):
                 sc = _scores(seed=100 + 10 * mi + k, sep=sep / (k + 2), methods=BENCHES["CDFv2"])
-                points.append({"strength": float(s), "benchmark": f"CDFv2@{kind}={s:g}",
+                points.append({"kind": kind, "strength": float(s), "benchmark": f"CDFv2@{kind}={s:g}",
                                **evaluate_scores(sc, bootstrap=50, seed=0)})
-            p = root / "robust" / f"m{mi}-{kind}.json"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(json.dumps(jsonable({"model": model, "benchmark": "CDFv2", "kind": kind, "points": points})))
-            out.append({"model": model, "benchmark": "CDFv2", "kind": kind, "path": str(p)})
+        p = root / "robust" / f"m{mi}.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(jsonable({"model": model, "benchmark": "CDFv2", "points": points})))
+        out.append({"model": model, "benchmark": "CDFv2", "path": str(p)})
     return out
 
 

@@ -111,18 +111,18 @@ def bench(tmp_path_factory, backbone_dir, crop):
 
 
 def test_robustness_evaluation_scores_the_degraded_crops(bench, tmp_path):
-    kw = dict(model="m", benchmark="b", dataset="d", split="test", kind="noise", strengths=[10, 40],
+    kw = dict(model="m", benchmark="b", dataset="d", split="test", corruptions={"noise": [10, 40], "jpeg": [20]},
               bootstrap=20, batch_size=8, seed=5, device="cpu")
     res = evaluate_robustness(bench["adapter"], bench["backbone"], bench["frames"], tmp_path / "a.json", **kw)
-    assert [p["strength"] for p in res["points"]] == [10.0, 40.0]
-    assert [p["benchmark"] for p in res["points"]] == ["b@noise=10", "b@noise=40"]
-    assert res["kind"] == "noise" and res["device"].startswith("cpu: ") and len(res["adapter_sha256"]) == 64
+    assert [(p["kind"], p["strength"]) for p in res["points"]] == [("noise", 10.0), ("noise", 40.0), ("jpeg", 20.0)]
+    assert [p["benchmark"] for p in res["points"]] == ["b@noise=10", "b@noise=40", "b@jpeg=20"]
+    assert res["device"].startswith("cpu: ") and len(res["adapter_sha256"]) == 64
     # each point is evaluate_scores of the frames scored through the same corruption
     detector, _ = load_detector(bench["adapter"], bench["backbone"])
     frames = pl.read_parquet(bench["frames"])
     clean = predict_frames(detector, frames, batch_size=8)
     for p in res["points"]:
-        sc = predict_frames(detector, frames, batch_size=8, transform=Corruption("noise", p["strength"], seed=5))
+        sc = predict_frames(detector, frames, batch_size=8, transform=Corruption(p["kind"], p["strength"], seed=5))
         assert not np.allclose(sc["p_fake"].to_numpy(), clean["p_fake"].to_numpy())
         want = jsonable(evaluate_scores(sc, bootstrap=20, seed=5))
         got = json.loads((tmp_path / "a.json").read_text())["points"][res["points"].index(p)]

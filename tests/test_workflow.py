@@ -128,11 +128,11 @@ def test_same_command_again_does_nothing(demo):
 def test_evaluation_parameter_reruns_only_evaluation_and_report(demo):
     cfg = demo_variant(demo, "eval_change", lambda c: c["evaluate"].update(bootstrap=50))
     # the robustness jobs score with the same evaluation settings
-    assert planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {"evaluate": 4, "robustness": 8,
+    assert planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {"evaluate": 4, "robustness": 2,
                                                                                 "report": 1}
 
 
-def test_robustness_strength_reruns_only_that_kind(demo):
+def test_robustness_strength_reruns_only_robustness_and_report(demo):
     cfg = demo_variant(demo, "robust_change", lambda c: c["robustness"].update(noise=[10, 20, 30]))
     assert planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {"robustness": 2, "report": 1}
 
@@ -150,15 +150,13 @@ def test_demo_robustness_curves_and_metrics_csv(demo):
         for bench in cfg["benchmarks"]:
             metrics = json.loads((results / f"eval/{model}/{bench}/metrics.json").read_text())
             assert float(video_auroc[(model, bench)]) == metrics["video"]["auroc"]
-        for kind, strengths in cfg["robustness"].items():
-            if kind == "benchmarks":
-                continue
-            res = json.loads((results / f"eval/{model}/demo/robustness/{kind}.json").read_text())
-            assert [p["strength"] for p in res["points"]] == [float(x) for x in strengths]
-            for p in res["points"]:
-                assert float(video_auroc[(model, p["benchmark"])]) == p["video"]["auroc"]
-                assert p["counts"]["videos"] == json.loads((results / f"eval/{model}/demo/metrics.json").read_text())[
-                    "counts"]["videos"]
+        res = json.loads((results / f"eval/{model}/demo/robustness.json").read_text())
+        want = [(k, float(x)) for k, v in cfg["robustness"].items() if k != "benchmarks" for x in v]
+        assert sorted((p["kind"], p["strength"]) for p in res["points"]) == sorted(want)
+        for p in res["points"]:
+            assert float(video_auroc[(model, p["benchmark"])]) == p["video"]["auroc"]
+            assert p["counts"]["videos"] == json.loads((results / f"eval/{model}/demo/metrics.json").read_text())[
+                "counts"]["videos"]
     html = (results / "report.html").read_text()
     assert html.count('class="robustness" data-benchmark="demo"') == 1
 
@@ -171,7 +169,7 @@ def test_training_module_change_reruns_training_not_faces(demo):
         assert planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {}
         losses.write_text(original + "\nUNUSED_CONSTANT = 1\n")
         assert planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {
-            "train": 2, "evaluate": 4, "robustness": 8, "report": 1}
+            "train": 2, "evaluate": 4, "robustness": 2, "report": 1}
     finally:
         losses.write_text(original)
 
@@ -212,7 +210,7 @@ def test_missing_index_rebuilds_everything_built_from_it(demo_copy):
     assert jobs == {"index": 1, "manifest": 1, "evaluate": 2, "report": 1}
     (demo_copy / "results/demo/demo/videos.parquet").unlink()
     jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
-    assert jobs == {"index": 2, "manifest": 2, "train": 2, "evaluate": 4, "robustness": 8, "report": 1}
+    assert jobs == {"index": 2, "manifest": 2, "train": 2, "evaluate": 4, "robustness": 2, "report": 1}
 
 
 def test_failed_index_does_not_leave_stale_results(demo_copy):
@@ -250,7 +248,7 @@ def test_adapter_option_and_source_edits_take_one_run(demo_copy):
 def test_weights_settings_edit_retrains(demo):
     cfg = demo_variant(demo, "wider", lambda c: c["weights"]["tiny_clip"]["random"].update(hidden_size=96))
     assert planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {
-        "download_weights": 1, "train": 2, "evaluate": 4, "robustness": 8, "report": 1}
+        "download_weights": 1, "train": 2, "evaluate": 4, "robustness": 2, "report": 1}
 
 
 def test_benchmark_on_one_split_crops_only_that_split(demo_copy):
@@ -298,7 +296,7 @@ def test_real_config_plans_the_protocol_without_data_or_credentials(fresh):
     jobs = planned(fresh, "results/report.html")
     # FF++ c23, FaceShifter (read from the FF++ download) and Celeb-DF v2, out of the box
     assert jobs == {"download_dataset": 3, "download_weights": 1, "index": 3, "manifest": 3, "train": 2,
-                    "evaluate": 6, "robustness": 8, "report": 1}
+                    "evaluate": 6, "robustness": 2, "report": 1}
 
 
 def test_every_listed_benchmark_is_planned_and_missing_folders_are_named(tmp_path, repo):

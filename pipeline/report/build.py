@@ -64,7 +64,7 @@ def build_report(
 
     ``evaluations``: ``{"model", "benchmark", "metrics_path", "scores_path"[, "in_domain",
     "incomplete"]}`` each (the outputs of ``pipeline.evaluate.evaluate_model``); models and
-    benchmarks appear in first-seen order. ``robustness``: ``{"model", "benchmark", "kind", "path"}``
+    benchmarks appear in first-seen order. ``robustness``: ``{"model", "benchmark", "path"}``
     (``evaluate_robustness`` outputs). ``published``: ``pipeline.report.published.rows_for`` rows.
     ``datasets``: ``{"name", "stats_path", "checksums"}`` (checksums: a dict, or a JSON /
     ``sha256sum``-style file). ``trainings``: ``{"model", "log_path", "config"[, "adapter"]}``.

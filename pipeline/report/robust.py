@@ -8,13 +8,13 @@ from .util import get, read_json
 
 
 def load(robustness: list[dict]) -> list[dict]:
-    """Read each ``{"model", "benchmark", "kind", "path"}`` entry's JSON (``evaluate_robustness``)."""
-    return [{**r, "result": read_json(r["path"], f"robustness of {r['model']} on {r['benchmark']} ({r['kind']})")}
+    """Read each ``{"model", "benchmark", "path"}`` entry's JSON (``evaluate_robustness``)."""
+    return [{**r, "result": read_json(r["path"], f"robustness of {r['model']} on {r['benchmark']}")}
             for r in robustness]
 
 
-def _series(entry: dict, clean: float | None) -> dict:
-    points = entry["result"].get("points") or []
+def _series(entry: dict, kind: str, clean: float | None) -> dict:
+    points = [p for p in entry["result"].get("points") or [] if p.get("kind") == kind]
     ci = [get(p, "video", "auroc_ci", default=[None, None]) or [None, None] for p in points]
     nan = float("nan")
     return {"model": entry["model"], "strength": [p["strength"] for p in points],
@@ -29,9 +29,10 @@ def sections(entries: list[dict], ev: dict, slugs: dict, styles: dict) -> list[d
     for bench in dict.fromkeys(e["benchmark"] for e in entries):
         kinds: dict[str, list[dict]] = {}
         for kind in KINDS:
-            for e in (e for e in entries if e["benchmark"] == bench and e["kind"] == kind):
-                clean = get(ev.get((e["model"], bench)), "metrics", "video", "auroc")
-                kinds.setdefault(kind, []).append(_series(e, clean))
+            for e in (e for e in entries if e["benchmark"] == bench):
+                if any(p.get("kind") == kind for p in e["result"].get("points") or []):
+                    clean = get(ev.get((e["model"], bench)), "metrics", "video", "auroc")
+                    kinds.setdefault(kind, []).append(_series(e, kind, clean))
         slug = slugs.get(bench, bench)
         out.append({"benchmark": bench, "slug": slug, "kinds": list(kinds),
                     "svg": robustness_figure(f"robust-{slug}", kinds, styles)})

@@ -47,9 +47,8 @@ class _Gather:
     def robustness(self) -> list[dict]:
         from ..robustness import plan
 
-        return [{"model": m, "benchmark": b, "kind": k, "path": self.L.robustness(m, b, k)}
-                for m in self.models for b, kinds in plan(self.config).items() for k in kinds
-                if self.have(self.L.robustness(m, b, k))]
+        return [{"model": m, "benchmark": b, "path": self.L.robustness(m, b)}
+                for m in self.models for b in plan(self.config) if self.have(self.L.robustness(m, b))]
 
     def datasets(self) -> list[dict]:
         from ..config import used_datasets

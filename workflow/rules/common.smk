@@ -9,7 +9,7 @@ from pipeline import layout
 from pipeline.provenance import code_digest
 from pipeline.index import chunks
 from pipeline.guard import damaged_outputs
-from pipeline.robustness import plan as robustness_plan, KINDS
+from pipeline.robustness import plan as robustness_plan
 
 try:
     pconfig.check_config(config)
@@ -35,7 +35,6 @@ wildcard_constraints:
     model="|".join(MODELS),
     bench="|".join(BENCHMARKS),
     weights="|".join(WEIGHTS),
-    kind="|".join(KINDS),
     split=r"[A-Za-z0-9]+",
     chunk=r"\d{5}",
 

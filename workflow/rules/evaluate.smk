@@ -32,7 +32,7 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
-# Robustness: one job per model x benchmark x corruption kind, every configured strength.
+# Robustness: one job per model x benchmark listed under robustness: every corruption, every strength.
 rule robustness:
     input:
         force_damaged,
@@ -40,11 +40,11 @@ rule robustness:
         frames=lambda wc: L.frames(bench_dataset(wc.bench)),
         weights=lambda wc: L.weights_marker(model_weights(wc.model)),
     output:
-        json=L.robustness("{model}", "{bench}", "{kind}"),
+        json=L.robustness("{model}", "{bench}"),
     log:
-        L.log("robustness", "{model}/{bench}/{kind}"),
+        L.log("robustness", "{model}/{bench}"),
     benchmark:
-        L.benchmark("robustness", "{model}/{bench}/{kind}")
+        L.benchmark("robustness", "{model}/{bench}")
     conda:
         ENV
     threads: EVALUATE_CPUS
@@ -54,10 +54,10 @@ rule robustness:
         mem_mb=mem_mb("evaluate"),
         runtime=runtime("evaluate"),
     params:
-        robustness=lambda wc: pconfig.robustness_params(config, wc.bench, wc.kind),
+        robustness=lambda wc: pconfig.robustness_params(config, wc.bench),
         weights_dir=lambda wc: layout.weights_root(config, model_weights(wc.model)),
         code=code("robustness.py"),
     message:
-        "Evaluating {wildcards.model} on {wildcards.bench} degraded by {wildcards.kind}"
+        "Evaluating {wildcards.model} on degraded copies of {wildcards.bench}"
     script:
         "../scripts/robustness.py"
