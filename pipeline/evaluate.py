@@ -141,19 +141,37 @@ def _scores(detector, device, frames: pl.DataFrame, s: Settings, transform=None)
                           transform=transform)
 
 
-def evaluate_benchmark(adapter, weights_dir, frames_path, out_scores, out_metrics, **settings) -> dict:
+def _from_features(adapter, features_path) -> tuple[pl.DataFrame, dict]:
+    """Scores of a frozen-backbone model from the split's cached backbone features (on the CPU)."""
+    from .download import sha256_file
+    from .logistic import score_features_file
+    from .model import read_adapter_meta
+    from .provenance import device_description
+
+    meta = read_adapter_meta(adapter)
+    extra = {"backbone": meta.get("model", {}).get("backbone") or meta.get("backbone"),
+             "device": device_description("cpu"), "adapter_sha256": sha256_file(adapter)}
+    return score_features_file(adapter, features_path), extra
+
+
+def evaluate_benchmark(adapter, weights_dir, frames_path, out_scores, out_metrics, *, features_path=None,
+                       **settings) -> dict:
     """Score every crop of one benchmark split with a trained adapter and write its metrics.
 
     The entry point of the workflow's ``evaluate`` rule (and ``python -m pipeline evaluate``):
     load the detector (backbone from ``weights_dir`` + the adapter), predict p(fake) for every
-    stored crop of the split in ``frames_path``, then :func:`evaluate_model`. ``settings``: the
-    fields of :class:`Settings`. ``metrics.json`` also records the backbone, the device (GPU or CPU
-    model) and the adapter's SHA-256.
+    stored crop of the split in ``frames_path``, then :func:`evaluate_model`. With ``features_path``
+    (a frozen-backbone model), the scores come from the split's cached backbone features instead.
+    ``settings``: the fields of :class:`Settings`. ``metrics.json`` also records the backbone, the
+    device (GPU or CPU model) and the adapter's SHA-256.
     """
     s = Settings(**settings)
     frames = _split_frames(frames_path, s.split, s.benchmark)
-    detector, device, extra = _detector(adapter, weights_dir, s.device)
-    scores = _scores(detector, device, frames, s)
+    if features_path is not None:
+        scores, extra = _from_features(adapter, features_path)
+    else:
+        detector, device, extra = _detector(adapter, weights_dir, s.device)
+        scores = _scores(detector, device, frames, s)
     return evaluate_model(scores, out_scores, out_metrics, frames=frames, video_reduce=s.video_reduce,
                           bootstrap=s.bootstrap, seed=s.seed, extra_meta={**s.meta(), **extra})
 

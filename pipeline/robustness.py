@@ -6,6 +6,7 @@ at one *strength*::
 
     robustness:
       benchmarks: [celebdf_v2]        # derived from these benchmarks
+      models: [lnclip_df]             # optional: these models only (default: every model)
       jpeg: [100, 80, 60, 40, 20, 10] # JPEG quality (lower is stronger)
       blur: [1, 2, 4]                 # Gaussian blur, sigma in pixels of the stored crop
       noise: [5, 10, 20]              # additive Gaussian noise, std in 0-255 grey levels
@@ -102,6 +103,11 @@ def strength_text(strength) -> str:
 def derived_name(bench: str, kind: str, strength) -> str:
     """The derived benchmark's name in the report and ``metrics.csv``, e.g. ``celebdf_v2@jpeg=40``."""
     return f"{bench}@{kind}={strength_text(strength)}"
+
+
+def models(config: dict) -> list[str]:
+    """The models evaluated on the robustness benchmarks (``robustness.models``; default: all)."""
+    return list((config.get("robustness") or {}).get("models") or config["models"])
 
 
 def plan(config: dict) -> dict[str, dict[str, list[float]]]:

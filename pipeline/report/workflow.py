@@ -45,10 +45,10 @@ class _Gather:
                 for m in self.models for b in self.benchmarks if self.have(L.metrics(m, b)) and self.have(L.scores(m, b))]
 
     def robustness(self) -> list[dict]:
-        from ..robustness import plan
+        from ..robustness import models, plan
 
         return [{"model": m, "benchmark": b, "path": self.L.robustness(m, b)}
-                for m in self.models for b in plan(self.config) if self.have(self.L.robustness(m, b))]
+                for m in models(self.config) for b in plan(self.config) if self.have(self.L.robustness(m, b))]
 
     def datasets(self) -> list[dict]:
         from ..config import used_datasets

@@ -9,7 +9,7 @@ from pipeline import layout
 from pipeline.provenance import code_digest
 from pipeline.index import chunks
 from pipeline.guard import damaged_outputs
-from pipeline.robustness import plan as robustness_plan
+from pipeline.robustness import plan as robustness_plan, models as robustness_models
 
 try:
     pconfig.check_config(config)
@@ -28,6 +28,7 @@ SPLITS = pconfig.dataset_splits(config)
 DATASETS = list(SPLITS)
 # Robustness benchmarks: base benchmark -> corruption kind -> strengths (pipeline.robustness).
 ROBUSTNESS = robustness_plan(config)
+ROBUSTNESS_MODELS = robustness_models(config)
 
 
 wildcard_constraints:
@@ -77,6 +78,38 @@ def model_weights(model):
 
 def model_dataset(model):
     return pconfig.model_config(config, model)["data"]["dataset"]
+
+
+def model_kind(model):
+    return pconfig.model_kind(pconfig.model_config(config, model))
+
+
+def train_inputs(wildcards):
+    """What making one model reads: its crops (kind train), the cached features of its train and
+    validation splits (logistic), or the published checkpoint (released); always its backbone."""
+    cfg = pconfig.model_config(config, wildcards.model)
+    kind, w = pconfig.model_kind(cfg), cfg["weights"]
+    inputs = {"weights": L.weights_marker(w)}
+    if kind == "released":
+        inputs["released"] = L.weights_marker(cfg["released"])
+    elif kind == "logistic":
+        d = cfg["data"]
+        inputs["train_features"] = L.features(w, d["dataset"], d["train_split"])
+        inputs["val_features"] = [L.features(w, ds, s) for ds, s in pconfig.val_sets(cfg)]
+    else:
+        ds = cfg["data"]["dataset"]
+        inputs.update(frames=L.frames(ds), pairs=L.pairs(ds),
+                      val_frames=[L.frames(v) for v in model_val_datasets(wildcards.model)])
+    return inputs
+
+
+def evaluate_inputs(wildcards):
+    """A frozen-backbone model (kind logistic) is scored from the benchmark split's cached features."""
+    cfg = pconfig.model_config(config, wildcards.model)
+    if pconfig.model_kind(cfg) != "logistic":
+        return {}
+    bench = config["benchmarks"][wildcards.bench]
+    return {"features": L.features(cfg["weights"], bench["dataset"], bench["split"])}
 
 
 def model_val_datasets(model):
