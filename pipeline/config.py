@@ -62,6 +62,14 @@ def check_config(config: dict) -> None:
         _check_kind(config, name, cfg)
         if model_kind(cfg) != "released":
             _check_selection(config, name, cfg)
+    for name in (config.get("robustness") or {}).get("benchmarks") or []:
+        if name not in config["benchmarks"]:
+            raise ConfigError(f"robustness.benchmarks: {name!r} is not a name under benchmarks "
+                              f"(known: {', '.join(config['benchmarks'])})")
+    for name in (config.get("robustness") or {}).get("models") or []:
+        if name not in config["models"]:
+            raise ConfigError(f"robustness.models: {name!r} is not a name under models "
+                              f"(known: {', '.join(config['models'])})")
     for name, bench in config["benchmarks"].items():
         if bench["dataset"] not in datasets:
             raise ConfigError(f"benchmarks.{name}.dataset: {bench['dataset']!r} is not a name under datasets "
@@ -228,6 +236,13 @@ def evaluate_params(config: dict, bench: str) -> dict:
             "bootstrap": ev.get("bootstrap", 1000),
             "batch_size": ev.get("batch_size", 64),
             "seed": config["seed"]}
+
+
+def robustness_params(config: dict, bench: str) -> dict:
+    """What evaluating any model on the degraded copies of a benchmark depends on."""
+    from pipeline.robustness import plan
+
+    return {**evaluate_params(config, bench), "corruptions": plan(config)[bench]}
 
 
 def report_params(config: dict) -> dict:

@@ -343,6 +343,7 @@ def shard_dataset(
     epoch: int,
     augment: dict | None,
     shuffle_buffer: int = 2000,
+    transform=None,
 ):
     """An iterable over the crops in ``tars``: dicts ``{pixel_values, label, key, video_id, shard}``.
 
@@ -350,12 +351,13 @@ def shard_dataset(
     samples (buffer of ``shuffle_buffer``) are shuffled with seeds derived from ``(seed, epoch)``, and
     ``augment`` (an :class:`Augmenter` config; None = no augmentation) is applied with a per-sample
     rng seeded from ``(seed, epoch, key)``, so augmentations do not depend on the worker count.
-    Not training: shards and samples in the given order, no augmentation.
+    Not training: shards and samples in the given order, no augmentation; ``transform`` (a callable
+    ``(img, rng)`` like the augmenter, e.g. a ``pipeline.robustness.Corruption``) degrades each crop.
     """
     import webdataset as wds
 
     tars = [str(t) for t in tars]
-    augmenter = Augmenter(augment) if (train and augment is not None) else None
+    augmenter = Augmenter(augment) if (train and augment is not None) else (None if train else transform)
     ds = wds.WebDataset(
         tars,
         shardshuffle=len(tars) if train else False,

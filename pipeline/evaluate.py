@@ -8,6 +8,7 @@ videos could not be scored because no face crop was stored for them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -91,51 +92,113 @@ def evaluate_model(
     return result
 
 
-def evaluate_benchmark(
-    adapter,
-    weights_dir,
-    frames_path,
-    out_scores,
-    out_metrics,
-    *,
-    model: str,
-    benchmark: str,
-    dataset: str,
-    split: str,
-    video_reduce: str = "mean",
-    bootstrap: int = 1000,
-    batch_size: int = 64,
-    seed: int = 0,
-    device: str | None = None,
-    workers: int = 0,
-    features_path=None,
-) -> dict:
-    """Score every crop of one benchmark split with a trained adapter and write its metrics.
-
-    The entry point of the workflow's ``evaluate`` rule (and ``python -m pipeline evaluate``):
-    load the detector (backbone from ``weights_dir`` + the adapter), predict p(fake) for every
-    stored crop of ``split`` in ``frames_path``, then :func:`evaluate_model`. With ``features_path``
-    (a frozen-backbone model), the scores come from the split's cached backbone features instead.
-    """
-    from .model import load_detector, pick_device
-    from .predict import predict_frames
-
+def _split_frames(frames_path, split: str, benchmark: str) -> pl.DataFrame:
     frames = pl.read_parquet(frames_path).filter(pl.col("split") == split)
     if frames.height == 0:
         present = sorted(pl.read_parquet(frames_path, columns=["split"])["split"].unique().to_list())
         raise ValueError(f"benchmark {benchmark!r}: {frames_path} has no frames in split {split!r} "
                          f"(splits present: {present}); check benchmarks.{benchmark}.split")
-    crops = frames.filter(pl.col("key").is_not_null())
-    if features_path is not None:
-        from .logistic import score_features_file
-        from .model import read_adapter_meta
+    return frames
 
-        meta, scores = read_adapter_meta(adapter), score_features_file(adapter, features_path)
+
+def _detector(adapter, weights_dir, device):
+    """The detector, its metadata, the device and the metadata keys every metrics file records."""
+    from .model import load_detector, pick_device
+    from .download import sha256_file
+    from .provenance import device_description
+
+    device = pick_device(device)
+    detector, meta = load_detector(adapter, weights_dir, device=device)
+    extra = {"backbone": meta.get("model", {}).get("backbone") or meta.get("backbone"),
+             "device": device_description(device), "adapter_sha256": sha256_file(adapter)}
+    return detector, device, extra
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an evaluation job is and how it scores: names, split, video reduction, bootstrap resamples,
+    batch size, seed, device (None: CUDA when available) and loader workers."""
+
+    model: str
+    benchmark: str
+    dataset: str
+    split: str
+    video_reduce: str = "mean"
+    bootstrap: int = 1000
+    batch_size: int = 64
+    seed: int = 0
+    device: str | None = None
+    workers: int = 0
+
+    def meta(self) -> dict:
+        return {"model": self.model, "benchmark": self.benchmark, "dataset": self.dataset, "split": self.split}
+
+
+def _scores(detector, device, frames: pl.DataFrame, s: Settings, transform=None) -> pl.DataFrame:
+    from .predict import predict_frames
+
+    return predict_frames(detector, frames, batch_size=s.batch_size, device=device, workers=s.workers,
+                          transform=transform)
+
+
+def _from_features(adapter, features_path) -> tuple[pl.DataFrame, dict]:
+    """Scores of a frozen-backbone model from the split's cached backbone features (on the CPU)."""
+    from .download import sha256_file
+    from .logistic import score_features_file
+    from .model import read_adapter_meta
+    from .provenance import device_description
+
+    meta = read_adapter_meta(adapter)
+    extra = {"backbone": meta.get("model", {}).get("backbone") or meta.get("backbone"),
+             "device": device_description("cpu"), "adapter_sha256": sha256_file(adapter)}
+    return score_features_file(adapter, features_path), extra
+
+
+def evaluate_benchmark(adapter, weights_dir, frames_path, out_scores, out_metrics, *, features_path=None,
+                       **settings) -> dict:
+    """Score every crop of one benchmark split with a trained adapter and write its metrics.
+
+    The entry point of the workflow's ``evaluate`` rule (and ``python -m pipeline evaluate``):
+    load the detector (backbone from ``weights_dir`` + the adapter), predict p(fake) for every
+    stored crop of the split in ``frames_path``, then :func:`evaluate_model`. With ``features_path``
+    (a frozen-backbone model), the scores come from the split's cached backbone features instead.
+    ``settings``: the fields of :class:`Settings`. ``metrics.json`` also records the backbone, the
+    device (GPU or CPU model) and the adapter's SHA-256.
+    """
+    s = Settings(**settings)
+    frames = _split_frames(frames_path, s.split, s.benchmark)
+    if features_path is not None:
+        scores, extra = _from_features(adapter, features_path)
     else:
-        device = pick_device(device)
-        detector, meta = load_detector(adapter, weights_dir, device=device)
-        scores = predict_frames(detector, crops, batch_size=batch_size, device=device, workers=workers)
-    extra = {"model": model, "benchmark": benchmark, "dataset": dataset, "split": split,
-             "backbone": meta.get("model", {}).get("backbone") or meta.get("backbone")}
-    return evaluate_model(scores, out_scores, out_metrics, frames=frames, video_reduce=video_reduce,
-                          bootstrap=bootstrap, seed=seed, extra_meta=extra)
+        detector, device, extra = _detector(adapter, weights_dir, s.device)
+        scores = _scores(detector, device, frames, s)
+    return evaluate_model(scores, out_scores, out_metrics, frames=frames, video_reduce=s.video_reduce,
+                          bootstrap=s.bootstrap, seed=s.seed, extra_meta={**s.meta(), **extra})
+
+
+def evaluate_robustness(adapter, weights_dir, frames_path, out_json, *, corruptions: dict, **settings) -> dict:
+    """Score one benchmark's crops degraded by each corruption kind at each of its strengths.
+
+    The entry point of the workflow's ``robustness`` rule (one job per model x benchmark: the model
+    is loaded once); ``corruptions``: kind -> strengths (``pipeline.robustness.plan``); ``settings``
+    as for :func:`evaluate_benchmark`. Writes ``out_json``: the metadata of ``metrics.json`` plus
+    ``points``, one per kind and strength in the given order, each ``{"kind", "strength",
+    "benchmark"`` (the derived name, e.g. ``celebdf_v2@jpeg=40``) ``, ...metrics}`` with the metrics
+    of :func:`pipeline.metrics.evaluate_scores`. Each frame is degraded the same way on every run.
+    """
+    from .robustness import Corruption, derived_name
+
+    s = Settings(**settings)
+    frames = _split_frames(frames_path, s.split, s.benchmark)
+    detector, device, extra = _detector(adapter, weights_dir, s.device)
+    points = []
+    for kind, strengths in corruptions.items():
+        for strength in strengths:
+            corruption = Corruption(kind, float(strength), seed=s.seed)
+            scores = tables.conform(_scores(detector, device, frames, s, transform=corruption), tables.SCORES, "scores")
+            metrics = evaluate_scores(scores, video_reduce=s.video_reduce, bootstrap=s.bootstrap, seed=s.seed)
+            points.append({"kind": kind, "strength": float(strength),
+                           "benchmark": derived_name(s.benchmark, kind, strength), **metrics})
+    result = {**s.meta(), **extra, "points": points}
+    write_json(out_json, jsonable(result), allow_nan=False)
+    return result

@@ -81,8 +81,16 @@ class Layout:
     def metrics(self, model: str, bench: str) -> str:
         return f"{self.results}/eval/{model}/{bench}/metrics.json"
 
+    def robustness(self, model: str, bench: str) -> str:
+        """Every configured corruption at every strength (``pipeline.robustness``)."""
+        return f"{self.results}/eval/{model}/{bench}/robustness.json"
+
     def report(self) -> str:
         return f"{self.results}/report.html"
+
+    def metrics_table(self) -> str:
+        """Every metric of every evaluation, one tidy row each, next to the report."""
+        return f"{self.results}/metrics.csv"
 
     # -- job logs and benchmarks ---------------------------------------------------------------
     def log(self, stage: str, name: str) -> str:

@@ -1,4 +1,4 @@
-"""Detection metrics at frame and video level (METHOD.md "Evaluation", METHOD_REFERENCE.md §6).
+"""Detection metrics at frame and video level.
 
 Conventions
 -----------
@@ -14,7 +14,11 @@ Conventions
   ``roc_curve``); only the EER and TPR@FPR read points off sklearn's ROC curve, as described in
   :func:`binary_metrics`.
 * With only one class present, ranking metrics (AUROC, AP, EER, TPR@FPR) are NaN, not an exception;
-  counts and the threshold-0.5 metrics are still given.
+  counts and the threshold-0.5 metrics are still given, and ``notes`` says why the others are NaN.
+* ``sample_weight`` (optional) weights every sample in every metric, as scikit-learn does; the counts
+  stay counts of samples.
+* TPR at FPR *x* is only meaningful with at least ``1 / x`` real samples (with fewer, the only FPR
+  below *x* is 0); such values are kept and flagged in ``notes``.
 """
 
 from __future__ import annotations
@@ -98,57 +102,145 @@ def _tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
 # --------------------------------------------------------------------------------------------------
 # Public API
 
+RANKING_KEYS = ("auroc", "ap", "ap_macro", "eer", "eer_threshold", "acc_at_eer", "balanced_acc_at_eer",
+                "f1_at_eer", "tpr_at_fpr_1", "tpr_at_fpr_5")
+THRESHOLD_KEYS = ("acc", "balanced_acc", "f1", "f1_macro")
+FPR_TARGETS = {"tpr_at_fpr_1": 0.01, "tpr_at_fpr_5": 0.05}
 
-def binary_metrics(labels, p_fake) -> dict:
+
+def _weights(sample_weight, n: int) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"sample_weight must be {n} finite non-negative values, got shape {w.shape}")
+    return w
+
+
+def _threshold_metrics(y: np.ndarray, pred: np.ndarray, w: np.ndarray | None, suffix: str = "") -> dict:
+    with warnings.catch_warnings():
+        # One class present: balanced accuracy warns that y_pred has classes y_true lacks.
+        warnings.simplefilter("ignore")
+        out = {
+            "acc" + suffix: float(accuracy_score(y, pred, sample_weight=w)),
+            "balanced_acc" + suffix: float(balanced_accuracy_score(y, pred, sample_weight=w)),
+            "f1" + suffix: float(f1_score(y, pred, pos_label=1, zero_division=0.0, sample_weight=w)),
+        }
+        if not suffix:
+            out["f1_macro"] = float(f1_score(y, pred, average="macro", labels=[0, 1], zero_division=0.0,
+                                             sample_weight=w))
+    return out
+
+
+def _ranking_metrics(y: np.ndarray, s: np.ndarray, w: np.ndarray | None) -> dict:
+    out = {"auroc": float(roc_auc_score(y, s, sample_weight=w)),
+           "ap": float(average_precision_score(y, s, pos_label=1, sample_weight=w))}
+    ap_real = average_precision_score(1 - y, 1.0 - s, pos_label=1, sample_weight=w)
+    out["ap_macro"] = float(0.5 * (out["ap"] + ap_real))
+    fpr, tpr, thr = roc_curve(y, s, pos_label=1, drop_intermediate=False, sample_weight=w)
+    out["eer"], out["eer_threshold"] = _eer_from_roc(fpr, tpr, thr)
+    out.update(_threshold_metrics(y, (s >= out["eer_threshold"]).astype(np.int64), w, "_at_eer"))
+    for key, target in FPR_TARGETS.items():
+        out[key] = _tpr_at_fpr(fpr, tpr, target)
+    return out
+
+
+def _notes(n_real: int, n_fake: int) -> dict:
+    """Why a metric is NaN or not to be trusted, by metric name."""
+    if n_real == 0 or n_fake == 0:
+        have = "no samples" if n_real == n_fake == 0 else (
+            f"only fake samples ({n_fake})" if n_real == 0 else f"only real samples ({n_real})")
+        why = f"{have}: needs both real and fake"
+        return {k: why for k in (RANKING_KEYS if n_real + n_fake else RANKING_KEYS + THRESHOLD_KEYS)}
+    notes = {}
+    for key, target in FPR_TARGETS.items():
+        if n_real * target < 1:
+            notes[key] = (f"only {n_real} real samples: an FPR of {100 * target:g} % needs at least "
+                          f"{math.ceil(1 / target)} (one false positive is {100 / n_real:.1f} %)")
+    return notes
+
+
+def binary_metrics(labels, p_fake, sample_weight=None) -> dict:
     """Metrics of fake-vs-real scores (labels 0 real / 1 fake, ``p_fake`` in [0, 1]).
 
     Keys: ``n, n_real, n_fake, auroc, ap, ap_macro, eer, eer_threshold, acc, balanced_acc, f1,
-    f1_macro, acc_at_eer, balanced_acc_at_eer, f1_at_eer, tpr_at_fpr_1, tpr_at_fpr_5``. Values are
-    Python floats/ints; undefined values are NaN (one class present, or no samples).
+    f1_macro, acc_at_eer, balanced_acc_at_eer, f1_at_eer, tpr_at_fpr_1, tpr_at_fpr_5, notes``. Values
+    are Python floats/ints; undefined values are NaN (one class present, or no samples), and
+    ``notes`` (metric -> reason) says why, and flags a TPR@FPR computed from too few reals.
 
     * threshold 0.5: fake when ``p_fake > 0.5``;
     * at the EER threshold: fake when ``p_fake >= eer_threshold`` (see ``_eer_from_roc``);
     * ``tpr_at_fpr_1`` / ``tpr_at_fpr_5``: the best TPR of a threshold with FPR <= 1 % / 5 %.
     """
     y, s = _as_arrays(labels, p_fake)
-    n = int(y.size)
-    n_fake = int(y.sum())
-    n_real = n - n_fake
-    out: dict = {"n": n, "n_real": n_real, "n_fake": n_fake}
-    keys = (
-        "auroc ap ap_macro eer eer_threshold acc balanced_acc f1 f1_macro acc_at_eer "
-        "balanced_acc_at_eer f1_at_eer tpr_at_fpr_1 tpr_at_fpr_5"
-    ).split()
-    out.update({k: NAN for k in keys})
-    if n == 0:
-        return out
-
-    with warnings.catch_warnings():
-        # One class present: balanced accuracy warns that y_pred has classes y_true lacks.
-        warnings.simplefilter("ignore")
-        pred = (s > 0.5).astype(np.int64)
-        out["acc"] = float(accuracy_score(y, pred))
-        out["balanced_acc"] = float(balanced_accuracy_score(y, pred))
-        out["f1"] = float(f1_score(y, pred, pos_label=1, zero_division=0.0))
-        out["f1_macro"] = float(f1_score(y, pred, average="macro", labels=[0, 1], zero_division=0.0))
-
-    if n_real == 0 or n_fake == 0:
-        return out
-
-    out["auroc"] = float(roc_auc_score(y, s))
-    out["ap"] = float(average_precision_score(y, s, pos_label=1))
-    out["ap_macro"] = float(0.5 * (out["ap"] + average_precision_score(1 - y, 1.0 - s, pos_label=1)))
-    fpr, tpr, thr = roc_curve(y, s, pos_label=1, drop_intermediate=False)
-    eer, eer_thr = _eer_from_roc(fpr, tpr, thr)
-    out["eer"] = eer
-    out["eer_threshold"] = eer_thr
-    pred_eer = (s >= eer_thr).astype(np.int64)
-    out["acc_at_eer"] = float(accuracy_score(y, pred_eer))
-    out["balanced_acc_at_eer"] = float(balanced_accuracy_score(y, pred_eer))
-    out["f1_at_eer"] = float(f1_score(y, pred_eer, pos_label=1, zero_division=0.0))
-    out["tpr_at_fpr_1"] = _tpr_at_fpr(fpr, tpr, 0.01)
-    out["tpr_at_fpr_5"] = _tpr_at_fpr(fpr, tpr, 0.05)
+    w = _weights(sample_weight, y.size)
+    n, n_fake = int(y.size), int(y.sum())
+    out: dict = {"n": n, "n_real": n - n_fake, "n_fake": n_fake}
+    out.update({k: NAN for k in RANKING_KEYS + THRESHOLD_KEYS})
+    if n:
+        out.update(_threshold_metrics(y, (s > 0.5).astype(np.int64), w))
+    if n_fake and n - n_fake:
+        out.update(_ranking_metrics(y, s, w))
+    out["notes"] = _notes(n - n_fake, n_fake)
     return out
+
+
+def _resample_curves(y: np.ndarray, s: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative true and false positives per resample (rows) at each distinct score, highest first.
+
+    ``idx`` holds the resampled item indices (one row per resample); a resample is the items'
+    multiplicities, so its curve is the weighted ROC of the original items at the same thresholds.
+    """
+    order = np.argsort(-s, kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(s[order])) + 1]  # first item of each distinct score
+    counts = np.zeros((idx.shape[0], y.size))
+    np.add.at(counts, (np.arange(idx.shape[0])[:, None], idx), 1.0)
+    counts = counts[:, order]
+    tp = np.cumsum(np.add.reduceat(counts * y[order], starts, axis=1), axis=1)
+    fp = np.cumsum(np.add.reduceat(counts * (1 - y[order]), starts, axis=1), axis=1)
+    return tp, fp
+
+
+def _curve_metrics(tp: np.ndarray, fp: np.ndarray) -> dict[str, np.ndarray]:
+    """AUROC (trapezoids, ties half-counted) and AP (sum of recall steps x precision), as sklearn's
+    ``roc_auc_score`` and ``average_precision_score`` define them, for every row at once."""
+    pos, neg = tp[:, -1:], fp[:, -1:]
+    tpr, fpr = np.c_[np.zeros(len(tp)), tp / pos], np.c_[np.zeros(len(fp)), fp / neg]
+    auroc = (np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+    ap = (np.diff(tpr, axis=1) * precision).sum(axis=1)
+    return {"auroc": auroc, "ap": ap}
+
+
+def bootstrap_ci(labels, scores, n: int = 1000, seed: int = 0, alpha: float = 0.05, chunk: int = 200) -> dict:
+    """Percentile bootstrap ``(1 - alpha)`` confidence intervals of the AUROC and the AP.
+
+    Resamples the given items (videos) with replacement ``n`` times, ``numpy.random.default_rng(seed)``
+    drawing the item indices of each resample in turn; both metrics are computed on the same
+    resamples, and a resample with only one class is skipped. Each resample's AUROC and AP are
+    scikit-learn's definitions computed for all resamples at once (the tests compare them with
+    ``roc_auc_score`` and ``average_precision_score`` resample by resample). Returns
+    ``{"auroc": (lo, hi), "ap": (lo, hi)}``, ``(nan, nan)`` when both classes are not present or
+    ``n <= 0``.
+    """
+    y, s = _as_arrays(labels, scores)
+    values: dict[str, list] = {"auroc": [], "ap": []}
+    if n > 0 and y.size and y.min() != y.max():
+        rng = np.random.default_rng(seed)
+        for start in range(0, int(n), chunk):
+            idx = rng.integers(0, y.size, size=(min(chunk, int(n) - start), y.size))
+            tp, fp = _resample_curves(y, s, idx)
+            ok = (tp[:, -1] > 0) & (fp[:, -1] > 0)
+            for k, v in _curve_metrics(tp[ok], fp[ok]).items():
+                values[k].extend(v.tolist())
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    return {k: tuple(float(x) for x in np.percentile(v, q)) if v else (NAN, NAN) for k, v in values.items()}
+
+
+def bootstrap_auroc(labels, scores, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+    """The AUROC's interval of :func:`bootstrap_ci`."""
+    return bootstrap_ci(labels, scores, n=n, seed=seed, alpha=alpha)["auroc"]
 
 
 def _to_polars(frame_df) -> pl.DataFrame:
@@ -198,31 +290,6 @@ def video_scores(frame_df, reduce: str = "mean") -> pl.DataFrame:
     return out.select(cols).with_columns(pl.col("n_frames").cast(pl.Int64)).sort(keys)
 
 
-def bootstrap_auroc(labels, scores, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile bootstrap ``(1 - alpha)`` confidence interval of the AUROC.
-
-    Resamples the given items (videos) with replacement ``n`` times using
-    ``numpy.random.default_rng(seed)``; a resample with only one class is skipped. Returns
-    ``(nan, nan)`` when both classes are not present or ``n <= 0``.
-    """
-    y, s = _as_arrays(labels, scores)
-    if n <= 0 or y.size == 0 or y.min() == y.max():
-        return (NAN, NAN)
-    rng = np.random.default_rng(seed)
-    m = y.size
-    aucs = []
-    for _ in range(int(n)):
-        idx = rng.integers(0, m, size=m)
-        yy = y[idx]
-        if yy.min() == yy.max():
-            continue
-        aucs.append(roc_auc_score(yy, s[idx]))
-    if not aucs:
-        return (NAN, NAN)
-    lo, hi = np.percentile(np.asarray(aucs), [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return (float(lo), float(hi))
-
-
 def _labels_scores(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return df.get_column("label").to_numpy(), df.get_column("p_fake").to_numpy()
 
@@ -233,61 +300,60 @@ def _method_col(df: pl.DataFrame) -> pl.DataFrame:
     return df
 
 
-def evaluate_scores(scores_df, *, video_reduce: str = "mean", bootstrap: int = 1000, seed: int = 0) -> dict:
-    """All metrics of one model on one benchmark from its frame scores (a SCORES table).
+def _levels(frames: pl.DataFrame, videos: pl.DataFrame, bootstrap: int, seed: int) -> dict:
+    """Frame and video metrics of one subset, with the video AUROC's and AP's bootstrap CIs."""
+    out = {"frame": binary_metrics(*_labels_scores(frames)), "video": binary_metrics(*_labels_scores(videos))}
+    ci = bootstrap_ci(*_labels_scores(videos), n=bootstrap, seed=seed)
+    out["video"]["auroc_ci"], out["video"]["ap_ci"] = list(ci["auroc"]), list(ci["ap"])
+    return out
 
-    Returns ``{"frame": ..., "video": ... (+ "auroc_ci"), "per_method": {m: {"frame", "video"}},
-    "counts": ..., ["per_dataset": ...]}``.
 
-    Per method: that method's fake frames/videos against **all** real ones of the benchmark (the
-    usual FF++ per-method protocol), so every method's AUROC uses the same negatives. Fakes with a
-    null method are grouped under ``"unknown"``. ``per_dataset`` appears only when the scores pool
-    several datasets. The video AUROC's ``auroc_ci`` is a ``bootstrap``-resample percentile 95 %
-    interval over videos (``[nan, nan]`` when undefined or ``bootstrap == 0``).
+def _by_method(t: pl.DataFrame) -> dict:
+    if t.height == 0:
+        return {}
+    return {str(k): int(v) for k, v in t.group_by("method").len().sort("method").rows()}
 
-    The result holds only dicts, lists, str, int and float (NaN where undefined); pass it through
-    :func:`jsonable` to write strict JSON.
-    """
-    df = _method_col(_to_polars(scores_df))
-    df = df.with_columns(pl.col("method").fill_null("unknown"))
-    vid = video_scores(df, reduce=video_reduce)
 
-    def both(frames: pl.DataFrame, videos: pl.DataFrame) -> dict:
-        return {"frame": binary_metrics(*_labels_scores(frames)), "video": binary_metrics(*_labels_scores(videos))}
-
-    out = both(df, vid)
-    lo, hi = bootstrap_auroc(*_labels_scores(vid), n=bootstrap, seed=seed)
-    out["video"]["auroc_ci"] = [lo, hi]
-
-    fake_methods = sorted(set(df.filter(pl.col("label") == 1).get_column("method").to_list()))
-    per_method = {}
-    for m in fake_methods:
-        sel = (pl.col("label") == 0) | (pl.col("method") == m)
-        per_method[m] = both(df.filter(sel), vid.filter(sel))
-    out["per_method"] = per_method
-
-    if "dataset" in df.columns and df.get_column("dataset").n_unique() > 1:
-        out["per_dataset"] = {
-            str(d): both(df.filter(pl.col("dataset") == d), vid.filter(pl.col("dataset") == d))
-            for d in sorted(df.get_column("dataset").unique().drop_nulls().to_list())
-        }
-
-    def by_method(t: pl.DataFrame) -> dict:
-        if t.height == 0:
-            return {}
-        g = t.group_by("method").len().sort("method")
-        return {str(k): int(v) for k, v in g.rows()}
-
-    out["counts"] = {
+def _counts(df: pl.DataFrame, vid: pl.DataFrame) -> dict:
+    return {
         "frames": int(df.height),
         "videos": int(vid.height),
         "real_videos": int((vid.get_column("label") == 0).sum()),
         "fake_videos": int((vid.get_column("label") == 1).sum()),
-        "frames_by_method": by_method(df),
-        "videos_by_method": by_method(vid),
+        "frames_by_method": _by_method(df),
+        "videos_by_method": _by_method(vid),
         "frames_per_video_min": int(vid.get_column("n_frames").min()) if vid.height else 0,
         "frames_per_video_max": int(vid.get_column("n_frames").max()) if vid.height else 0,
     }
+
+
+def evaluate_scores(scores_df, *, video_reduce: str = "mean", bootstrap: int = 1000, seed: int = 0) -> dict:
+    """All metrics of one model on one benchmark from its frame scores (a SCORES table).
+
+    Returns ``{"frame": ..., "video": ..., "per_method": {m: {"frame", "video"}}, "counts": ...,
+    "settings": ..., ["per_dataset": ...]}``.
+
+    Per method: that method's fake frames/videos against **all** real ones of the benchmark (the
+    usual FF++ per-method protocol), so every method's AUROC uses the same negatives. Fakes with a
+    null method are grouped under ``"unknown"``. ``per_dataset`` appears only when the scores pool
+    several datasets. Every ``video`` entry (overall, per method, per dataset) holds ``auroc_ci`` and
+    ``ap_ci``: ``bootstrap``-resample percentile 95 % intervals over videos, seeded by ``seed``
+    (``[nan, nan]`` when undefined or ``bootstrap == 0``).
+
+    The result holds only dicts, lists, str, int and float (NaN where undefined); pass it through
+    :func:`jsonable` to write strict JSON.
+    """
+    df = _method_col(_to_polars(scores_df)).with_columns(pl.col("method").fill_null("unknown"))
+    vid = video_scores(df, reduce=video_reduce)
+    out = _levels(df, vid, bootstrap, seed)
+    fakes = sorted(set(df.filter(pl.col("label") == 1).get_column("method").to_list()))
+    sel = {m: (pl.col("label") == 0) | (pl.col("method") == m) for m in fakes}
+    out["per_method"] = {m: _levels(df.filter(sel[m]), vid.filter(sel[m]), bootstrap, seed) for m in fakes}
+    if "dataset" in df.columns and df.get_column("dataset").n_unique() > 1:
+        names = sorted(df.get_column("dataset").unique().drop_nulls().to_list())
+        out["per_dataset"] = {str(d): _levels(df.filter(pl.col("dataset") == d), vid.filter(pl.col("dataset") == d),
+                                              bootstrap, seed) for d in names}
+    out["counts"] = _counts(df, vid)
     out["settings"] = {"video_reduce": video_reduce, "bootstrap": int(bootstrap), "seed": int(seed), "alpha": 0.05}
     return out
 

@@ -17,6 +17,7 @@ def predict_frames(
     batch_size: int = 64,
     device="cpu",
     workers: int = 0,
+    transform=None,
 ) -> pl.DataFrame:
     """``p_fake = softmax(logits)[:, 1]`` for every crop of ``frames`` (rows whose ``key`` is set).
 
@@ -31,7 +32,8 @@ def predict_frames(
     shards = sorted(crops.get_column("shard").unique().to_list())
     keys = set(crops.get_column("key").to_list())
     dataset = shard_dataset(
-        shards, keys, train=False, image_size=detector.image_size, seed=0, epoch=0, augment=None
+        shards, keys, train=False, image_size=detector.image_size, seed=0, epoch=0, augment=None,
+        transform=transform,
     )
     loader = make_loader(dataset, batch_size=batch_size, workers=workers, drop_last=False)
     was_training = detector.training

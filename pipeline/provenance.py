@@ -126,3 +126,44 @@ def git_revision(cwd: Path | str | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else ``platform.processor()``)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_description(device=None) -> str:
+    """What computed on ``device``: ``cuda: <GPU model>`` for a GPU, else ``cpu: <CPU model>``."""
+    kind = str(device if device is not None else "cpu")
+    if kind.startswith("cuda"):
+        import torch
+
+        return f"cuda: {torch.cuda.get_device_name(torch.device(kind))}"
+    if kind.startswith("mps"):
+        return "mps: Apple GPU"
+    return f"cpu: {cpu_model()}"
+
+
+def host_provenance() -> dict:
+    """Python, platform and CPU/GPU of the machine that runs this, for the report's provenance."""
+    import platform
+
+    out = {"python": f"{platform.python_implementation()} {platform.python_version()}",
+           "platform": platform.platform(), "cpu": cpu_model()}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out["gpu"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    except ImportError:
+        pass
+    return out

@@ -275,3 +275,144 @@ def test_evaluate_model_writes_scores_and_metrics(tmp_path):
     assert not list(tmp_path.glob("e/*.tmp"))
     with pytest.raises(ValueError, match="clash"):
         evaluate_model(sc, tmp_path / "s.parquet", tmp_path / "m.json", frames=frames, bootstrap=0, extra_meta={"video": 1})
+
+
+# ------------------------------------------------------------- sklearn agreement: ties, weights, one method
+
+
+def _brute_tpr_at_fpr(y, s, w, target):
+    best, neg, pos = 0.0, w[y == 0].sum(), w[y == 1].sum()
+    for t in np.unique(s):
+        p = s >= t
+        if w[p & (y == 0)].sum() / neg <= target + 1e-12:
+            best = max(best, w[p & (y == 1)].sum() / pos)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_binary_metrics_agree_with_sklearn_on_ties_weights_and_imbalance(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 300))
+    y = (rng.random(n) < rng.uniform(0.05, 0.95)).astype(int)  # unbalanced either way
+    y[:2] = [0, 1]
+    s = np.round(np.clip(rng.normal(0.4 + 0.2 * y, 0.25), 0, 1), 1)  # coarse: many ties across classes
+    w = rng.uniform(0.1, 3.0, n) if seed % 2 else None
+    m = binary_metrics(y, s, sample_weight=w)
+    ww = np.ones(n) if w is None else w
+    assert m["auroc"] == pytest.approx(roc_auc_score(y, s, sample_weight=w), abs=1e-12)
+    assert m["ap"] == pytest.approx(average_precision_score(y, s, sample_weight=w), abs=1e-12)
+    pred = (s > 0.5).astype(int)
+    assert m["acc"] == pytest.approx(accuracy_score(y, pred, sample_weight=w))
+    assert m["balanced_acc"] == pytest.approx(balanced_accuracy_score(y, pred, sample_weight=w))
+    assert m["f1"] == pytest.approx(f1_score(y, pred, sample_weight=w, zero_division=0.0))
+    pe = (s >= m["eer_threshold"]).astype(int)
+    assert m["acc_at_eer"] == pytest.approx(accuracy_score(y, pe, sample_weight=w))
+    assert m["f1_at_eer"] == pytest.approx(f1_score(y, pe, sample_weight=w, zero_division=0.0))
+    for key, target in (("tpr_at_fpr_1", 0.01), ("tpr_at_fpr_5", 0.05)):
+        assert m[key] == pytest.approx(_brute_tpr_at_fpr(y, s, ww, target))
+    # the EER lies between the FPR and FNR of the vertices around it
+    fpr_at = ww[(s >= m["eer_threshold"]) & (y == 0)].sum() / ww[y == 0].sum()
+    fnr_at = ww[(s < m["eer_threshold"]) & (y == 1)].sum() / ww[y == 1].sum()
+    assert min(fpr_at, fnr_at) - 1e-9 <= m["eer"] <= max(fpr_at, fnr_at) + 1e-9
+    assert (m["n"], m["n_fake"]) == (n, int(y.sum()))
+
+
+def test_weights_equal_to_repetition():
+    y, s = _random(n=60, seed=3)
+    reps = np.arange(60) % 3 + 1
+    a = binary_metrics(y, s, sample_weight=reps)
+    b = binary_metrics(np.repeat(y, reps), np.repeat(s, reps))
+    for k in ("auroc", "ap", "eer", "acc", "balanced_acc", "f1", "tpr_at_fpr_5"):
+        assert a[k] == pytest.approx(b[k], abs=1e-12), k
+    with pytest.raises(ValueError, match="sample_weight"):
+        binary_metrics(y, s, sample_weight=-np.ones(60))
+
+
+def test_single_class_gives_nan_with_a_reason():
+    m = binary_metrics([0, 0, 0], [0.2, 0.7, 0.1])
+    for k in ("auroc", "ap", "eer", "tpr_at_fpr_1", "acc_at_eer"):
+        assert math.isnan(m[k]) and m["notes"][k] == "only real samples (3): needs both real and fake"
+    assert m["acc"] == pytest.approx(2 / 3) and "acc" not in m["notes"]
+    e = binary_metrics([], [])
+    assert math.isnan(e["acc"]) and e["notes"]["acc"].startswith("no samples")
+
+
+def test_tpr_at_low_fpr_flagged_with_too_few_reals():
+    rng = np.random.default_rng(0)
+    few = binary_metrics([0] * 30 + [1] * 30, rng.random(60))
+    assert "tpr_at_fpr_1" in few["notes"] and "tpr_at_fpr_5" not in few["notes"]
+    assert "only 30 real samples" in few["notes"]["tpr_at_fpr_1"] and "100" in few["notes"]["tpr_at_fpr_1"]
+    tiny = binary_metrics([0] * 10 + [1] * 30, rng.random(40))
+    assert set(tiny["notes"]) == {"tpr_at_fpr_1", "tpr_at_fpr_5"}
+    assert binary_metrics([0] * 100 + [1] * 5, rng.random(105))["notes"] == {}
+
+
+def test_benchmark_with_one_method_and_per_method_cis():
+    sc = _scored(methods=("Celeb-synthesis",))
+    res = evaluate_scores(sc, bootstrap=100, seed=1)
+    only = res["per_method"]["Celeb-synthesis"]
+    # one method: its rows are every row, so its metrics are the overall ones (CIs too: same resamples)
+    for level in ("frame", "video"):
+        for k in ("auroc", "ap", "eer", "tpr_at_fpr_5"):
+            assert only[level][k] == res[level][k]
+    assert only["video"]["auroc_ci"] == res["video"]["auroc_ci"] and only["video"]["ap_ci"] == res["video"]["ap_ci"]
+    lo, hi = res["video"]["ap_ci"]
+    assert lo <= res["video"]["ap"] <= hi
+
+
+def test_per_method_video_cis_bracket_their_estimates():
+    res = evaluate_scores(_scored(methods=("DF", "F2F", "FS")), bootstrap=200, seed=0)
+    for m, r in res["per_method"].items():
+        for k in ("auroc", "ap"):
+            lo, hi = r["video"][f"{k}_ci"]
+            assert 0 <= lo <= r["video"][k] <= hi <= 1, (m, k)
+        assert r["video"]["n_real"] == res["video"]["n_real"]  # all reals against each method
+
+
+def _scored(methods, n_real=40, n_fake=30, frames=3, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for method, label, n in [("real", 0, n_real)] + [(m, 1, n_fake) for m in methods]:
+        for i in range(n):
+            base = rng.normal(0.4 + 0.2 * label, 0.15)
+            rows += [{"dataset": "D", "video_id": f"{method}/{i}", "label": label, "method": method,
+                      "p_fake": float(np.clip(base + rng.normal(0, 0.05), 0, 1))} for _ in range(frames)]
+    return pl.DataFrame(rows)
+
+
+def test_bootstrap_resamples_match_sklearn_one_by_one():
+    """The vectorised resample metrics are sklearn's, resample by resample (ties, one-class skips)."""
+    from pipeline.metrics import _curve_metrics, _resample_curves
+
+    rng = np.random.default_rng(4)
+    y = (rng.random(40) < 0.3).astype(int)
+    y[:2] = [0, 1]
+    s = np.round(rng.random(40), 1)  # many ties
+    idx = np.random.default_rng(9).integers(0, 40, size=(300, 40))
+    tp, fp = _resample_curves(y, s, idx)
+    got = _curve_metrics(tp, fp)
+    checked = 0
+    for b in range(300):
+        yy, ss = y[idx[b]], s[idx[b]]
+        if yy.min() == yy.max():
+            continue
+        assert got["auroc"][b] == pytest.approx(roc_auc_score(yy, ss), abs=1e-12)
+        assert got["ap"][b] == pytest.approx(average_precision_score(yy, ss), abs=1e-12)
+        checked += 1
+    assert checked > 250
+
+
+def test_bootstrap_ci_is_the_percentile_of_sklearn_resamples():
+    from pipeline.metrics import bootstrap_ci
+
+    y, s = _random(n=60, seed=2)
+    ci = bootstrap_ci(y, s, n=300, seed=5)
+    rng = np.random.default_rng(5)
+    au, ap = [], []
+    for _ in range(300):  # the same resamples, drawn one at a time
+        i = rng.integers(0, 60, size=60)
+        if y[i].min() != y[i].max():
+            au.append(roc_auc_score(y[i], s[i]))
+            ap.append(average_precision_score(y[i], s[i]))
+    assert ci["auroc"] == pytest.approx(tuple(np.percentile(au, [2.5, 97.5])), abs=1e-12)
+    assert ci["ap"] == pytest.approx(tuple(np.percentile(ap, [2.5, 97.5])), abs=1e-12)

@@ -24,6 +24,8 @@ M = len(REPO_DEMO["models"])  # models of the demo: each has one train job and o
 LR = sum(m.get("kind") == "logistic" for m in REPO_DEMO["models"].values())  # frozen-feature models
 # features jobs (one per dataset split that a logistic model reads: demo train/val/test, demo_shift test)
 FEAT_DEMO, FEAT_SHIFT = (3, 1) if LR else (0, 0)
+# robustness jobs: one per model x benchmark that the demo's robustness section lists
+R = len(REPO_DEMO["robustness"].get("models") or REPO_DEMO["models"]) * len(REPO_DEMO["robustness"]["benchmarks"])
 
 
 def jobs_of(**counts) -> dict[str, int]:
@@ -139,7 +141,39 @@ def test_same_command_again_does_nothing(demo):
 
 def test_evaluation_parameter_reruns_only_evaluation_and_report(demo):
     cfg = demo_variant(demo, "eval_change", lambda c: c["evaluate"].update(bootstrap=50))
-    assert planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {"evaluate": 2 * M, "report": 1}
+    # the robustness jobs score with the same evaluation settings
+    assert planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {"evaluate": 2 * M, "robustness": R,
+                                                                                "report": 1}
+
+
+def test_robustness_strength_reruns_only_robustness_and_report(demo):
+    cfg = demo_variant(demo, "robust_change", lambda c: c["robustness"].update(noise=[10, 20, 30]))
+    assert planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {"robustness": R, "report": 1}
+
+
+def test_demo_robustness_curves_and_metrics_csv(demo):
+    import csv
+
+    results = demo / "results/demo"
+    cfg = yaml.safe_load((demo / "config/demo.yaml").read_text())
+    with open(results / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    video_auroc = {(r["model"], r["benchmark"]): r["value"] for r in rows
+                   if r["level"] == "video" and r["method"] == "all" and r["metric"] == "auroc"}
+    for model in cfg["models"]:
+        for bench in cfg["benchmarks"]:
+            metrics = json.loads((results / f"eval/{model}/{bench}/metrics.json").read_text())
+            assert float(video_auroc[(model, bench)]) == metrics["video"]["auroc"]
+    for model in cfg["robustness"]["models"]:
+        res = json.loads((results / f"eval/{model}/demo/robustness.json").read_text())
+        want = [(k, float(x)) for k, v in cfg["robustness"].items() if k not in ("benchmarks", "models") for x in v]
+        assert sorted((p["kind"], p["strength"]) for p in res["points"]) == sorted(want)
+        for p in res["points"]:
+            assert float(video_auroc[(model, p["benchmark"])]) == p["video"]["auroc"]
+            assert p["counts"]["videos"] == json.loads((results / f"eval/{model}/demo/metrics.json").read_text())[
+                "counts"]["videos"]
+    html = (results / "report.html").read_text()
+    assert html.count('class="robustness" data-benchmark="demo"') == 1
 
 
 def test_training_module_change_reruns_training_not_faces(demo):
@@ -150,7 +184,7 @@ def test_training_module_change_reruns_training_not_faces(demo):
         assert planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {}
         losses.write_text(original + "\nUNUSED_CONSTANT = 1\n")
         assert planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {
-            "train": M, "evaluate": 2 * M, "report": 1}
+            "train": M, "evaluate": 2 * M, "robustness": R, "report": 1}
     finally:
         losses.write_text(original)
 
@@ -191,7 +225,8 @@ def test_missing_index_rebuilds_everything_built_from_it(demo_copy):
     assert jobs == jobs_of(index=1, manifest=1, features=FEAT_SHIFT, evaluate=M, report=1)
     (demo_copy / "results/demo/demo/videos.parquet").unlink()
     jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
-    assert jobs == jobs_of(index=2, manifest=2, features=FEAT_DEMO + FEAT_SHIFT, train=M, evaluate=2 * M, report=1)
+    assert jobs == jobs_of(index=2, manifest=2, features=FEAT_DEMO + FEAT_SHIFT, train=M, evaluate=2 * M,
+                           robustness=R, report=1)
 
 
 def test_failed_index_does_not_leave_stale_results(demo_copy):
@@ -229,7 +264,8 @@ def test_adapter_option_and_source_edits_take_one_run(demo_copy):
 def test_weights_settings_edit_retrains(demo):
     cfg = demo_variant(demo, "wider", lambda c: c["weights"]["tiny_clip"]["random"].update(hidden_size=96))
     assert planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {
-        "download_weights": 1, **jobs_of(features=FEAT_DEMO + FEAT_SHIFT), "train": M, "evaluate": 2 * M, "report": 1}
+        "download_weights": 1, **jobs_of(features=FEAT_DEMO + FEAT_SHIFT), "train": M, "evaluate": 2 * M,
+        "robustness": R, "report": 1}
 
 
 def test_benchmark_on_one_split_crops_only_that_split(demo_copy):
@@ -277,7 +313,7 @@ def test_real_config_plans_the_protocol_without_data_or_credentials(fresh):
     jobs = planned(fresh, "results/report.html")
     # FF++ c23, FaceShifter (read from the FF++ download) and Celeb-DF v2, out of the box
     assert jobs == {"download_dataset": 3, "download_weights": 1, "index": 3, "manifest": 3, "train": 2,
-                    "evaluate": 6, "report": 1}
+                    "evaluate": 6, "robustness": 2, "report": 1}
 
 
 def test_every_listed_benchmark_is_planned_and_missing_folders_are_named(tmp_path, repo):

@@ -9,6 +9,7 @@ from pipeline import layout
 from pipeline.provenance import code_digest
 from pipeline.index import chunks
 from pipeline.guard import damaged_outputs
+from pipeline.robustness import plan as robustness_plan, models as robustness_models
 
 try:
     pconfig.check_config(config)
@@ -25,6 +26,9 @@ WEIGHTS = list(config["weights"])
 # Only the datasets, and of them the splits, that a model or benchmark uses are fetched and cropped.
 SPLITS = pconfig.dataset_splits(config)
 DATASETS = list(SPLITS)
+# Robustness benchmarks: base benchmark -> corruption kind -> strengths (pipeline.robustness).
+ROBUSTNESS = robustness_plan(config)
+ROBUSTNESS_MODELS = robustness_models(config)
 
 
 wildcard_constraints:
@@ -82,7 +86,8 @@ def model_kind(model):
 
 def train_inputs(wildcards):
     """What making one model reads: its crops (kind train), the cached features of its train and
-    validation splits (logistic), or the published checkpoint (released); always its backbone."""
+    validation splits (logistic), or the published checkpoint (released); always its backbone.
+    """
     cfg = pconfig.model_config(config, wildcards.model)
     kind, w = pconfig.model_kind(cfg), cfg["weights"]
     inputs = {"weights": L.weights_marker(w)}
@@ -91,11 +96,16 @@ def train_inputs(wildcards):
     elif kind == "logistic":
         d = cfg["data"]
         inputs["train_features"] = L.features(w, d["dataset"], d["train_split"])
-        inputs["val_features"] = [L.features(w, ds, s) for ds, s in pconfig.val_sets(cfg)]
+        inputs["val_features"] = [
+            L.features(w, ds, s) for ds, s in pconfig.val_sets(cfg)
+        ]
     else:
         ds = cfg["data"]["dataset"]
-        inputs.update(frames=L.frames(ds), pairs=L.pairs(ds),
-                      val_frames=[L.frames(v) for v in model_val_datasets(wildcards.model)])
+        inputs.update(
+            frames=L.frames(ds),
+            pairs=L.pairs(ds),
+            val_frames=[L.frames(v) for v in model_val_datasets(wildcards.model)],
+        )
     return inputs
 
 

@@ -31,3 +31,34 @@ rule evaluate:
         "Evaluating {wildcards.model} on {wildcards.bench}"
     script:
         "../scripts/evaluate.py"
+
+
+# Robustness: one job per model x benchmark listed under robustness: every corruption, every strength.
+rule robustness:
+    input:
+        force_damaged,
+        adapter=L.adapter("{model}"),
+        frames=lambda wc: L.frames(bench_dataset(wc.bench)),
+        weights=lambda wc: L.weights_marker(model_weights(wc.model)),
+    output:
+        json=L.robustness("{model}", "{bench}"),
+    log:
+        L.log("robustness", "{model}/{bench}"),
+    benchmark:
+        L.benchmark("robustness", "{model}/{bench}")
+    conda:
+        ENV
+    threads: EVALUATE_CPUS
+    resources:
+        gpu=1,
+        cpus_per_gpu=EVALUATE_CPUS,
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
+    params:
+        robustness=lambda wc: pconfig.robustness_params(config, wc.bench),
+        weights_dir=lambda wc: layout.weights_root(config, model_weights(wc.model)),
+        code=code("robustness.py"),
+    message:
+        "Evaluating {wildcards.model} on degraded copies of {wildcards.bench}"
+    script:
+        "../scripts/robustness.py"

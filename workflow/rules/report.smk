@@ -7,11 +7,15 @@ rule report:
         force_damaged,
         metrics=[L.metrics(m, b) for m in MODELS for b in BENCHMARKS],
         scores=[L.scores(m, b) for m in MODELS for b in BENCHMARKS],
+        robustness=[L.robustness(m, b) for m in ROBUSTNESS_MODELS for b in ROBUSTNESS],
         train_logs=[L.train_log(m) for m in MODELS],
         stats=[L.stats(ds) for ds in DATASETS],
         markers=[ancient(L.dataset_marker(ds)) for ds in DATASETS],
+        # provenance: the backbones' checksums
+        weights=sorted({ancient(L.weights_marker(model_weights(m))) for m in MODELS}),
     output:
         html=REPORT,
+        csv=L.metrics_table(),
     log:
         L.log("report", "report"),
     localrule: True

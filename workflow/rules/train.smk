@@ -26,9 +26,14 @@ rule train:
         weights_dir=lambda wc: layout.weights_root(config, model_weights(wc.model)),
         work_dir=lambda wc: L.train_work(wc.model),
         val_datasets=lambda wc: model_val_datasets(wc.model),
-        val_sets=lambda wc: [f"{ds}/{s}" for ds, s in pconfig.val_sets(pconfig.model_config(config, wc.model))],
+        val_sets=lambda wc: [
+            f"{ds}/{s}"
+            for ds, s in pconfig.val_sets(pconfig.model_config(config, wc.model))
+        ],
         released_dir=lambda wc: (
-            layout.weights_root(config, pconfig.model_config(config, wc.model)["released"])
+            layout.weights_root(
+                config, pconfig.model_config(config, wc.model)["released"]
+            )
             if model_kind(wc.model) == "released"
             else None
         ),

@@ -1,0 +1,60 @@
+"""The headline table: video AUROC (%) per model x benchmark, the cross-dataset mean, the best per
+column marked, and the papers' published numbers as separate, marked rows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .util import ci_text, finite, get, pct
+
+
+def _cell(ev: dict, model: str, bench: str) -> dict:
+    e = ev.get((model, bench))
+    a = get(e, "metrics", "video", "auroc") if e else None
+    in_domain = bool(e and e.get("in_domain"))
+    return {"benchmark": bench, "in_domain": in_domain, "auroc": a if finite(a) else None,
+            "value": f"{100.0 * a:.6g}" if finite(a) else "", "text": pct(a) if e else "",
+            "ci": ci_text(get(e, "metrics", "video", "auroc_ci")) if e else "", "missing": e is None, "best": False}
+
+
+def _row(ev: dict, model: str, benches: list[str], color: str) -> dict:
+    cells = [_cell(ev, model, b) for b in benches]
+    vals = [c["auroc"] for c in cells if c["auroc"] is not None and not c["in_domain"]]
+    cross = [c for c in cells if not c["in_domain"]]
+    mean = float(np.mean(vals)) if vals else None
+    return {"model": model, "color": color, "cells": cells, "mean": mean,
+            "mean_value": f"{100.0 * mean:.6g}" if mean is not None else "",
+            "mean_text": pct(mean) + ("*" if mean is not None and len(vals) < len(cross) else ""),
+            "mean_n": len(vals), "mean_best": False, "mean_complete": len(vals) == len(cross),
+            "evaluated": any((model, b) in ev for b in benches)}
+
+
+def _mark_best(rows: list[dict], n_cols: int) -> None:
+    """Mark the highest value of each column (and of the mean) when at least two models have one."""
+    for j in range(n_cols):
+        col = [r["cells"][j]["auroc"] for r in rows if r["cells"][j]["auroc"] is not None]
+        for r in rows:
+            r["cells"][j]["best"] = len(col) > 1 and r["cells"][j]["auroc"] == max(col)
+    # means over different sets of benchmarks are not compared: only complete ones compete
+    means = [r["mean"] for r in rows if r["mean"] is not None and r["mean_complete"]]
+    for r in rows:
+        r["mean_best"] = len(means) > 1 and r["mean_complete"] and r["mean"] == max(means)
+
+
+def headline_rows(ev: dict, models: list[str], benches: list[str], styles: dict) -> list[dict]:
+    rows = [_row(ev, m, benches, styles[m]["color"]) for m in models]
+    rows = [r for r in rows if r["evaluated"]]
+    _mark_best(rows, len(benches))
+    return rows
+
+
+def published_rows(published: list[dict], benches: list[str]) -> list[dict]:
+    """Rows of the papers' numbers in the headline's columns (``published.rows_for``), never marked best."""
+    out = []
+    for p in published:
+        vals = {b: p["values"].get(b) for b in benches}
+        cells = [{"benchmark": b, "value": "" if vals[b] is None else f"{vals[b]:.6g}",
+                  "text": "" if vals[b] is None else f"{vals[b]:.2f}"} for b in benches]
+        out.append({"row": p["row"], "source": p["source"], "source_text": p.get("source_text", p["source"]),
+                    "cells": cells})
+    return out
