@@ -3,7 +3,7 @@
 ``workflow/schemas/config.schema.yaml`` checks shapes and values; :func:`check_config` checks what a
 JSON schema cannot (that names refer to entries that exist). The ``*_params`` functions return the
 part of the config one rule depends on, and nothing else: Snakemake reruns a job when its params
-change, so a rule that received the whole config would rerun on any edit (DESIGN.md §4).
+change, so a rule that received the whole config would rerun on any edit (README, Configuration).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Detection metrics at frame and video level (METHOD.md "Evaluation", METHOD_REFERENCE.md §6).
+"""Detection metrics at frame and video level (the protocol of DeepfakeBench and LNCLIP-DF).
 
 Conventions
 -----------

@@ -1,4 +1,4 @@
-"""Report stage: one self-contained ``report.html`` (DESIGN.md §7).
+"""Report stage: one self-contained ``report.html`` (README, Stages and outputs).
 
 The page needs no network: figures are inline SVG made by matplotlib (text drawn as paths, so no font
 is needed), CSS is inline, there is no JavaScript. Everything taken from inputs is escaped by Jinja's

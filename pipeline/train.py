@@ -1,4 +1,4 @@
-"""Training loop of LNCLIP-DF (METHOD.md "Training"), plain PyTorch, resumable.
+"""Training loop of LNCLIP-DF (arXiv 2508.06248), plain PyTorch, resumable.
 
 ``train_model`` trains one ``models:`` entry: LN-tuning and/or head on the train-split crops of a
 ``frames.parquet``, validates every epoch on the val split (frame and video AUROC), keeps the best
@@ -64,7 +64,7 @@ def lr_at(
 
     Cycles of ``cycle_epochs`` epochs repeat; within a cycle: linear warm-up from ``min_lr`` to ``lr``
     over ``warmup_epochs`` epochs, then cosine decay from ``lr`` to ``min_lr`` over the rest of the
-    cycle (METHOD.md: 1 + 9 epochs, two cycles). ``warmup_epochs = 0`` starts each cycle at ``lr``.
+    cycle (the paper: 1 + 9 epochs, two cycles). ``warmup_epochs = 0`` starts each cycle at ``lr``.
     """
     cycle = round(cycle_epochs * steps_per_epoch)
     warm = round(warmup_epochs * steps_per_epoch)
@@ -273,7 +273,7 @@ def train_model(
     on_epoch_end=None,
     pairs_path=None,
 ) -> dict:
-    """Train one model entry ``cfg`` (see module docstring and METHOD.md); returns a summary dict.
+    """Train one model entry ``cfg`` (see the module docstring); returns a summary dict.
 
     ``frames_path``: frames.parquet (FRAMES contract; shard paths relative to the working directory).
     ``backbone_dir``: hub id or directory of the CLIP checkpoint (``cfg["backbone"]`` is the id that
