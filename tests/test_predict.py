@@ -25,7 +25,10 @@ from pipeline import demo, index, layout, video
 from pipeline.__main__ import main
 from pipeline.faces import extract_chunk
 from pipeline.model import Detector, load_backbone, load_detector, save_adapter
-from pipeline.predict import PredictError, expand_inputs, predict_files, predict_frames, resolve_model
+from pipeline.predict import predict_frames
+from pipeline.predict.files import predict_files
+from pipeline.predict.inputs import expand_inputs
+from pipeline.predict.resolve import PredictError, resolve_model
 from pipeline.weights import fetch_weights
 
 MODEL = "lnclip_df"

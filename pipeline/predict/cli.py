@@ -43,8 +43,10 @@ def _say(text: str) -> None:
 
 
 def run(a) -> int:
-    from . import PredictError, expand_inputs, predict_files, resolve_model
+    from .files import predict_files
+    from .inputs import expand_inputs
     from .output import console_table, file_table, frame_table, write_table
+    from .resolve import PredictError, resolve_model
 
     for out in (a.out, a.frames_out):
         if out and not out.lower().endswith((".csv", ".json")):
@@ -78,8 +80,8 @@ def run(a) -> int:
 def _run_aligned(a, inputs) -> int:
     """``--aligned``: images that already are aligned face crops, scored without the faces stage."""
     from ..model import load_detector, pick_device, read_adapter_meta
-    from . import predict_images
     from .resolve import adapter_path, backbone_dir, workflow_config
+    from .scoring import predict_images
 
     videos = [str(p) for p, kind in inputs if kind == "video"]
     if videos:
