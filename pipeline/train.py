@@ -22,6 +22,7 @@ import polars as pl
 import torch
 from safetensors.torch import load_file, save_file
 
+from . import logs
 from .data import ShardCrops, derive_seed, make_loader
 from .files import replacing, write_json
 from .losses import LossConfig, slerp_augment, slerp_expand
@@ -362,6 +363,7 @@ def train_model(
         loader = make_loader(dataset, batch_size=batch_size, workers=workers, drop_last=True, order=order)
         slerp_gen = torch.Generator().manual_seed(derive_seed(seed, epoch, "slerp"))
         n_steps = 0
+        bar = logs.progress(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", unit="step")
         for i, batch in enumerate(loader):
             if i >= steps_per_epoch:
                 break
@@ -380,6 +382,8 @@ def train_model(
                     row["acc"],
                 )
             n_steps += 1
+            bar.update(1)
+        bar.close()
         if n_steps < steps_per_epoch:
             log.warning("epoch %d: the loader gave %d of %d batches", epoch, n_steps, steps_per_epoch)
 
