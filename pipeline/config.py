@@ -123,17 +123,29 @@ def check_config(config: dict) -> None:
                               f"with its own source (known: {', '.join(datasets)})")
 
 
+def val_sets(cfg: dict) -> list[tuple[str, str]]:
+    """A model's validation sets as (dataset, split): its training dataset's ``val_split`` (if set)
+    followed by ``data.val_sets``; the checkpoint is selected on the mean over them."""
+    d = cfg["data"]
+    first = [(d.get("dataset"), d["val_split"])] if d.get("val_split") else []
+    return first + [(v["dataset"], v["split"]) for v in d.get("val_sets") or []]
+
+
 def _check_selection(config: dict, name: str, cfg: dict) -> None:
     """Refuse to pick a model's checkpoint on data that a benchmark reports (its test split)."""
-    if cfg.get("select_metric", "video_auroc") == "last":
-        return
-    val = (cfg["data"]["dataset"], cfg["data"]["val_split"])
-    for bench, b in config["benchmarks"].items():
-        if (b["dataset"], b["split"]) == val:
-            raise ConfigError(
-                f"models.{name}.data.val_split: {val[1]!r} of dataset {val[0]!r} is benchmark {bench!r}'s "
-                f"test split; selecting checkpoints on it would leak the test set into the model. Use a "
-                f"validation split, or select_metric: last")
+    for i, (ds, split) in enumerate(val_sets(cfg)):
+        key = "data.val_split" if i == 0 and cfg["data"].get("val_split") else "data.val_sets"
+        if ds not in config["datasets"]:
+            raise ConfigError(f"models.{name}.{key}: {ds!r} is not a name under datasets "
+                              f"(known: {', '.join(config['datasets'])})")
+        if cfg.get("select_metric", "video_auroc") == "last":
+            continue
+        for bench, b in config["benchmarks"].items():
+            if (b["dataset"], b["split"]) == (ds, split):
+                raise ConfigError(
+                    f"models.{name}.{key}: {split!r} of dataset {ds!r} is benchmark {bench!r}'s test split; "
+                    f"selecting checkpoints on it would leak the test set into the model. Use a validation "
+                    f"split, or select_metric: last")
 
 
 def used_datasets(config: dict) -> list[str]:
@@ -147,9 +159,10 @@ def dataset_splits(config: dict) -> dict[str, list[str]]:
     only as a test benchmark is not cropped for its training videos)."""
     used: dict[str, set[str]] = {}
     for model in config["models"]:
-        data = model_config(config, model)["data"]
-        used.setdefault(data["dataset"], set()).update(s for s in (data["train_split"], data.get("val_split"))
-                                                        if s)
+        cfg = model_config(config, model)
+        used.setdefault(cfg["data"]["dataset"], set()).add(cfg["data"]["train_split"])
+        for ds, split in val_sets(cfg):
+            used.setdefault(ds, set()).add(split)
     for bench in config["benchmarks"].values():
         used.setdefault(bench["dataset"], set()).add(bench["split"])
     return {ds: sorted(splits) for ds, splits in sorted(used.items())}

@@ -37,7 +37,8 @@ def dependency_edges(config: dict) -> dict[str, list[str]]:
         down[L.stats(ds)].append(L.report())
     for model in config["models"]:
         cfg = pconfig.model_config(config, model)
-        down[L.frames(cfg["data"]["dataset"])].append(L.adapter(model))
+        for ds in {cfg["data"]["dataset"]} | {ds for ds, _ in pconfig.val_sets(cfg)}:
+            down[L.frames(ds)].append(L.adapter(model))
         down[L.adapter(model)].append(L.report())
         down[L.train_log(model)].append(L.report())
         for bench, spec in config["benchmarks"].items():

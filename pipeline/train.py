@@ -37,7 +37,8 @@ log = logging.getLogger("pipeline.train")
 STATE_FORMAT = "lnclip-df-train-state/1"
 
 LOG_SCHEMA = {
-    "kind": pl.String,  # "train" (one row per optimiser step) or "val" (one row per epoch)
+    "kind": pl.String,  # "train" (one row per optimiser step), "val" (one row per epoch: the mean over the
+    # validation sets) or "val:<dataset>/<split>" (each set, when there are several)
     "epoch": pl.Int32,
     "step": pl.Int64,  # global optimiser step (val rows: steps done so far)
     "lr": pl.Float64,
@@ -82,7 +83,7 @@ def lr_at(
 # Validation
 
 
-def validate(detector: Detector, val_frames: pl.DataFrame, *, batch_size: int, device, workers: int) -> dict:
+def validate_one(detector: Detector, val_frames: pl.DataFrame, *, batch_size: int, device, workers: int) -> dict:
     """Frame- and video-level AUROC of ``detector`` on the crops of ``val_frames``."""
     if val_frames.height == 0:
         return {"frame_auroc": math.nan, "video_auroc": math.nan, "n_frames": 0, "n_videos": 0}
@@ -94,6 +95,31 @@ def validate(detector: Detector, val_frames: pl.DataFrame, *, batch_size: int, d
         "n_frames": scores.height,
         "n_videos": videos.height,
     }
+
+
+def validate(detector: Detector, val_sets: dict[str, pl.DataFrame], **kw) -> tuple[dict, dict[str, dict]]:
+    """Metrics on each validation set and their mean (AUROCs averaged over the sets that have crops,
+    counts summed): the mean is what selects the checkpoint."""
+    per_set = {name: validate_one(detector, frames, **kw) for name, frames in val_sets.items()}
+    scored = [m for m in per_set.values() if m["n_frames"]]
+    mean = {k: (sum(m[k] for m in scored) / len(scored) if scored else math.nan)
+            for k in ("frame_auroc", "video_auroc")}
+    mean.update({k: sum(m[k] for m in per_set.values()) for k in ("n_frames", "n_videos")})
+    return mean, per_set
+
+
+def read_val_sets(cfg: dict, frames_paths: dict[str, str]) -> dict[str, pl.DataFrame]:
+    """``"dataset/split"`` -> the crops of each of the model's validation sets (``config.val_sets``),
+    read from ``frames_paths[dataset]``."""
+    from .config import val_sets
+
+    out = {}
+    for ds, split in val_sets(cfg):
+        if ds not in frames_paths:
+            raise ValueError(f"validation set {ds}/{split}: no frames table given for dataset {ds!r}")
+        crops = pl.read_parquet(frames_paths[ds]).filter(pl.col("key").is_not_null())
+        out[f"{ds}/{split}"] = crops.filter(_split_filter("split", split))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,6 +299,7 @@ def train_model(
     device=None,
     on_epoch_end=None,
     pairs_path=None,
+    val_frames: dict | None = None,
 ) -> dict:
     """Train one model entry ``cfg`` (see the module docstring); returns a summary dict.
 
@@ -280,7 +307,8 @@ def train_model(
     ``backbone_dir``: hub id or directory of the CLIP checkpoint (``cfg["backbone"]`` is the id that
     is recorded). ``on_epoch_end(epoch, summary)`` is called after each epoch's state is saved
     (tests use it to simulate an interruption). ``pairs_path``: the dataset's pairs.parquet, read
-    when ``cfg["data"]["order"]`` is ``paired``.
+    when ``cfg["data"]["order"]`` is ``paired``. ``val_frames``: dataset -> frames.parquet of the
+    other datasets that ``cfg["data"]["val_sets"]`` names.
     """
     torch.set_num_threads(threads)
     device = pick_device(device)
@@ -298,7 +326,8 @@ def train_model(
     # Data: crops of the train / val splits.
     crops = pl.read_parquet(frames_path).filter(pl.col("key").is_not_null())
     train = crops.filter(_split_filter("split", d["train_split"]))
-    val = crops.filter(_split_filter("split", d["val_split"]))
+    vals = read_val_sets(cfg, {d.get("dataset"): frames_path, **(val_frames or {})})
+    val = pl.concat([v.select("shard", "key", "label") for v in vals.values()]) if vals else crops.clear()
     if train.height == 0:
         raise ValueError(f"{frames_path}: no crops in train split {d['train_split']!r}")
     strategy, fraction = d.get("order", "shuffle"), float(d.get("fraction", 1.0))
@@ -388,16 +417,10 @@ def train_model(
             log.warning("epoch %d: the loader gave %d of %d batches", epoch, n_steps, steps_per_epoch)
 
         t0 = time.time()
-        metrics = validate(detector, val, batch_size=batch_size, device=device, workers=workers)
-        rows.append(
-            {
-                "kind": "val",
-                "epoch": epoch,
-                "step": (epoch + 1) * steps_per_epoch,
-                "seconds": time.time() - t0,
-                **metrics,
-            }
-        )
+        metrics, per_set = validate(detector, vals, batch_size=batch_size, device=device, workers=workers)
+        for kind, m in [("val", metrics)] + ([(f"val:{n}", m) for n, m in per_set.items()] if len(per_set) > 1 else []):
+            rows.append({"kind": kind, "epoch": epoch, "step": (epoch + 1) * steps_per_epoch,
+                         "seconds": time.time() - t0, **m})
         train_rows = [r for r in rows if r["kind"] == "train" and r["epoch"] == epoch]
         mean_loss = sum(r["loss"] for r in train_rows) / max(1, len(train_rows))
         log.info(

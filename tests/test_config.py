@@ -178,6 +178,22 @@ def test_selection_on_a_benchmark_test_split_is_refused(repo):
     pconfig.check_config(cfg)
 
 
+def test_validation_sets_are_checked_and_cropped(repo):
+    cfg = pconfig.load(repo / "config/demo.yaml")
+    cfg["models"]["two_vals"] = {"data": {"val_sets": [{"dataset": "demo_shift", "split": "val"}]}}
+    validate(cfg, schema=str(repo / SCHEMA))
+    pconfig.check_config(cfg)
+    assert pconfig.val_sets(pconfig.model_config(cfg, "two_vals")) == [("demo", "val"), ("demo_shift", "val")]
+    assert pconfig.dataset_splits(cfg)["demo_shift"] == ["test", "val"]
+    cfg["models"]["two_vals"]["data"]["val_sets"] = [{"dataset": "demo_shift", "split": "test"}]
+    with pytest.raises(pconfig.ConfigError, match=r"models\.two_vals\.data\.val_sets: 'test' of dataset 'demo_shift' "
+                                                  r"is benchmark 'demo_shift'"):
+        pconfig.check_config(cfg)
+    cfg["models"]["two_vals"]["data"]["val_sets"] = [{"dataset": "nowhere", "split": "val"}]
+    with pytest.raises(pconfig.ConfigError, match=r"data\.val_sets: 'nowhere' is not a name under datasets"):
+        pconfig.check_config(cfg)
+
+
 def test_every_commented_variant_in_config_yaml_is_valid(repo):
     text = (repo / "config.yaml").read_text()
     variants = re.findall(r"^  # ((?:ln|gend)\w*: \{.*)$", text, flags=re.M)

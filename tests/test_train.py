@@ -199,6 +199,25 @@ def test_linear_probe_and_expand_and_no_val(toy, tmp_path):
     assert set(load_file(str(tmp_path / "adapter.safetensors"))) == {"head.weight", "head.bias"}
 
 
+def test_several_validation_sets_select_on_their_mean(toy, tmp_path):
+    cfg = make_cfg(epochs=2)
+    cfg["data"]["val_sets"] = [{"dataset": "other", "split": "train"}]
+    summary = run(toy, tmp_path, cfg, val_frames={"other": toy["frames"]})
+    logs = pl.read_parquet(tmp_path / "log.parquet")
+    mean = logs.filter(pl.col("kind") == "val").sort("epoch")
+    own = logs.filter(pl.col("kind") == "val:None/val").sort("epoch")
+    other = logs.filter(pl.col("kind") == "val:other/train").sort("epoch")
+    assert mean.height == own.height == other.height == 2
+    expected = (own["video_auroc"] + other["video_auroc"]) / 2
+    assert mean["video_auroc"].to_list() == pytest.approx(expected.to_list())
+    assert mean["n_frames"].to_list() == [32 + 64] * 2  # 32 val crops + 64 train crops
+    best = int(np.nanargmax(mean["video_auroc"].to_numpy()))
+    assert summary["best_epoch"] == best and summary["val"]["video_auroc"] == pytest.approx(expected[best])
+    with pytest.raises(ValueError, match="no frames table given for dataset 'missing'"):
+        cfg["data"]["val_sets"] = [{"dataset": "missing", "split": "val"}]
+        run(toy, tmp_path / "again", cfg)
+
+
 def test_fewer_crops_than_a_batch(toy, tmp_path, caplog):
     cfg = make_cfg(epochs=1, batch_size=500)
     with caplog.at_level(logging.WARNING, logger="pipeline.train"):

@@ -81,6 +81,12 @@ def model_dataset(model):
     return pconfig.model_config(config, model)["data"]["dataset"]
 
 
+def model_val_datasets(model):
+    """Datasets other than the training one that a model validates on (``data.val_sets``)."""
+    cfg = pconfig.model_config(config, model)
+    return sorted({ds for ds, _ in pconfig.val_sets(cfg)} - {cfg["data"]["dataset"]})
+
+
 def bench_dataset(bench):
     return config["benchmarks"][bench]["dataset"]
 

@@ -7,6 +7,7 @@ rule train:
         force_damaged,
         frames=lambda wc: L.frames(model_dataset(wc.model)),
         pairs=lambda wc: L.pairs(model_dataset(wc.model)),
+        val_frames=lambda wc: [L.frames(ds) for ds in model_val_datasets(wc.model)],
         weights=lambda wc: L.weights_marker(model_weights(wc.model)),
     output:
         adapter=L.adapter("{model}"),
@@ -27,6 +28,7 @@ rule train:
         train=lambda wc: pconfig.train_params(config, wc.model),
         weights_dir=lambda wc: layout.weights_root(config, model_weights(wc.model)),
         work_dir=lambda wc: L.train_work(wc.model),
+        val_datasets=lambda wc: model_val_datasets(wc.model),
         code=code("train.py"),
     message:
         "Training {wildcards.model}"
