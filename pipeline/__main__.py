@@ -183,10 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from pipeline import logs
+    from pipeline.config import ConfigError
 
     a = build_parser().parse_args(argv)
     logs.setup()
-    status = a.func(a)
+    try:
+        status = a.func(a)
+    except ConfigError as err:
+        print(f"python -m pipeline {a.verb}: {err}", file=sys.stderr)
+        return 2
     return status if isinstance(status, int) else 0
 
 

@@ -36,9 +36,10 @@ class _LogLines:
 
     def write(self, text: str) -> None:
         line = text.strip("\r\n ")
-        if line and line != self.last:
+        counts = line.split(" [", 1)[0]  # tqdm shows the last state again when it closes: said once
+        if line and counts != self.last:
             self.logger.info(line)
-            self.last = line
+            self.last = counts
 
     def flush(self) -> None:
         pass
@@ -46,11 +47,12 @@ class _LogLines:
 
 def progress(iterable=None, *, total: int | None = None, desc: str, unit: str, logger: str = "pipeline.progress",
              log_interval: float = 30.0, **kwargs):
-    """A tqdm progress bar with counts and rates (``desc: 40%|####  | 4/10 [00:02<00:03, 1.9 video/s]``).
+    """A tqdm progress bar with counts and rates.
 
     On a terminal it is the usual bar on stderr. Otherwise (a workflow job, whose stderr is its log
-    file, or a redirected command) the same text is written as log lines through ``logger``: at the
-    start, at most every ``log_interval`` seconds, and at the end. Use it as tqdm: wrap an iterable, or
+    file, or a redirected command) the counts are written as log lines through ``logger``
+    (``faces test-00000.tar: 4/8 video (50%) [00:02<00:02, 1.90 video/s]``): at the start, at most
+    every ``log_interval`` seconds, and at the end. Use it as tqdm: wrap an iterable, or
     call ``update(n)`` inside ``with progress(...) as bar:``.
     """
     from tqdm import tqdm

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import yaml
+
 import pytest
 
 from pipeline import config as pconfig
@@ -96,3 +98,31 @@ def test_planning_warnings_hold_missing_folders_and_credentials(real_cfg, tmp_pa
     assert any("needs Kaggle credentials" in m for m in msgs)
     secret = {"KAGGLE_USERNAME": "someone", "KAGGLE_KEY": "s3cr3t-value", "HF_TOKEN": "hf_s3cr3t"}
     assert not any("s3cr3t" in m or "someone" in m for m in download.planning_warnings(real_cfg, env=secret))
+
+
+def test_command_line_reports_a_bad_config_in_a_few_lines(demo_cfg, tmp_path, capsys):
+    from pipeline.__main__ import main
+
+    cfg = copy.deepcopy(demo_cfg)
+    cfg["evaluate"]["video_reduce"] = "max"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["report", "--config", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"python -m pipeline report: {tmp_path / 'bad.yaml'} does not match config.schema.yaml:",
+                   "  evaluate.video_reduce: 'max' is not one of mean, median"]
+
+
+def test_every_verb_has_help(capsys):
+    from pipeline.__main__ import build_parser
+
+    parser = build_parser()
+    verbs = parser._subparsers._group_actions[0].choices
+    assert {"demo", "index", "faces", "import", "manifest", "train", "evaluate", "predict", "report"} <= set(verbs)
+    for name, sub in verbs.items():
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([name, "--help"])
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        assert text.startswith(f"usage: python -m pipeline {name}")
+        undocumented = [a.dest for a in sub._actions if not a.help]
+        assert undocumented == [], (name, undocumented)
