@@ -1,7 +1,7 @@
 # LNCLIP-DF: generalisable face-deepfake detection, from download to results/report.html.
 #
 #   snakemake --cores 16 results/report.html                                      # real protocol
-#   snakemake --configfile config/demo.yaml --cores 2 results/demo/report.html    # offline demo
+#   snakemake --workflow-profile profiles/demo                                    # offline demo
 #
 # Stages (one rule file each in workflow/rules/): download -> index (checkpoint) -> faces (one job
 # per chunk of videos) -> manifest -> train (one job per model) -> evaluate (model x benchmark)
