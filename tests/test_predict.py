@@ -169,3 +169,22 @@ def test_faces_settings_follow_the_workflow_unless_overridden(workflow, tmp_path
     elsewhere = resolve_model(adapter)
     assert elsewhere.config_path is None and "no workflow config" in elsewhere.notes[0]
     assert elsewhere.weights == workflow["work"] / "resources/weights/tiny_clip"
+
+
+def test_aligned_crops_skip_the_faces_stage(workflow, tmp_path, monkeypatch, capsys):
+    """``--aligned``: stored crops (PNG out of the shard) score as the evaluation scored them."""
+    import webdataset as wds
+
+    monkeypatch.chdir(workflow["work"])
+    scores = workflow["scores"].head(2)
+    wanted = dict(zip(scores["key"], scores["p_fake"]))
+    shard = workflow["L"].shard("demo", "test", 0, "tar")
+    for sample in wds.WebDataset(shard, shardshuffle=False):
+        if sample["__key__"] in wanted:
+            (tmp_path / f"{sample['__key__']}.png").write_bytes(sample["png"])
+    (tmp_path / "zz_broken.png").write_bytes(b"not a png")
+    assert main(["predict", "--aligned", "--model", f"results/demo/models/{MODEL}", str(tmp_path)]) == 1
+    out = capsys.readouterr()
+    got = {line.split("\t")[1]: float(line.split("\t")[0]) for line in out.out.strip().splitlines()}
+    assert got == pytest.approx({str(tmp_path / f"{k}.png"): v for k, v in wanted.items()}, abs=1e-4)
+    assert "zz_broken.png: cannot be read as an image" in out.err

@@ -91,7 +91,19 @@ def _run_aligned(a, inputs) -> int:
     weights = backbone_dir(adapter, read_adapter_meta(adapter), workflow_config(adapter, a.config)[1], a.weights)
     device = pick_device(a.device)
     detector, _ = load_detector(adapter, weights, device=device)
-    paths = [str(p) for p, _ in inputs]
+    paths = [str(p) for p, _ in inputs if _readable_image(p)]
     for path, p in zip(paths, predict_images(detector, paths, batch_size=a.batch_size, device=device)):
         print(f"{p:.4f}\t{path}")
-    return 0
+    return 0 if len(paths) == len(inputs) and inputs else 1
+
+
+def _readable_image(path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+        return True
+    except Exception as err:
+        _say(f"{path}: cannot be read as an image ({type(err).__name__})")
+        return False
