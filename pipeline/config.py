@@ -109,7 +109,9 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"models.{name}.slerp.expand_to is set but slerp.enabled is false")
         if cfg["optim"]["min_lr"] > cfg["optim"]["lr"]:
             raise ConfigError(f"models.{name}.optim.min_lr must not exceed optim.lr")
-        _check_selection(config, name, cfg)
+        _check_kind(config, name, cfg)
+        if model_kind(cfg) != "released":
+            _check_selection(config, name, cfg)
     for name, bench in config["benchmarks"].items():
         if bench["dataset"] not in datasets:
             raise ConfigError(f"benchmarks.{name}.dataset: {bench['dataset']!r} is not a name under datasets "
@@ -129,6 +131,29 @@ def val_sets(cfg: dict) -> list[tuple[str, str]]:
     d = cfg["data"]
     first = [(d.get("dataset"), d["val_split"])] if d.get("val_split") else []
     return first + [(v["dataset"], v["split"]) for v in d.get("val_sets") or []]
+
+
+KINDS = ("train", "logistic", "released")
+
+
+def model_kind(cfg: dict) -> str:
+    """How a model is made: ``train`` (default), ``logistic`` or ``released``."""
+    return cfg.get("kind", "train")
+
+
+def _check_kind(config: dict, name: str, cfg: dict) -> None:
+    kind = model_kind(cfg)
+    released = cfg.get("released")
+    if kind == "released":
+        entry = config["weights"].get(released) if released else None
+        if entry is None or "random" in entry:
+            raise ConfigError(f"models.{name}.released: name the weights entry that holds the published checkpoint "
+                              f"(hub: or path:, e.g. yermandy/GenD_CLIP_L_14); got {released!r} "
+                              f"(known: {', '.join(config['weights'])})")
+    elif released is not None:
+        raise ConfigError(f"models.{name}.released is set but kind is {kind!r}; add kind: released")
+    if kind != "logistic" and cfg.get("logistic") is not None:
+        raise ConfigError(f"models.{name}.logistic is set but kind is {kind!r}; add kind: logistic")
 
 
 def _check_selection(config: dict, name: str, cfg: dict) -> None:
@@ -160,6 +185,8 @@ def dataset_splits(config: dict) -> dict[str, list[str]]:
     used: dict[str, set[str]] = {}
     for model in config["models"]:
         cfg = model_config(config, model)
+        if model_kind(cfg) == "released":
+            continue  # evaluated as published: no training or validation data
         used.setdefault(cfg["data"]["dataset"], set()).add(cfg["data"]["train_split"])
         for ds, split in val_sets(cfg):
             used.setdefault(ds, set()).add(split)
@@ -221,9 +248,12 @@ def face_weights_params(config: dict) -> dict:
 
 
 def train_params(config: dict, model: str) -> dict:
-    """What training one model depends on."""
+    """What training one model depends on (for a released model: the two weights entries only)."""
     cfg = model_config(config, model)
     cfg["backbone"] = weights_id(config, cfg["weights"])
+    if model_kind(cfg) == "released":
+        cfg = {"kind": "released", "backbone": cfg["backbone"], "weights": cfg["weights"],
+               "released": cfg["released"], "checkpoint": weights_id(config, cfg["released"])}
     return {"model": cfg, "seed": cfg.pop("seed", config["seed"])}
 
 

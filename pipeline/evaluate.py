@@ -108,12 +108,14 @@ def evaluate_benchmark(
     seed: int = 0,
     device: str | None = None,
     workers: int = 0,
+    features_path=None,
 ) -> dict:
     """Score every crop of one benchmark split with a trained adapter and write its metrics.
 
     The entry point of the workflow's ``evaluate`` rule (and ``python -m pipeline evaluate``):
     load the detector (backbone from ``weights_dir`` + the adapter), predict p(fake) for every
-    stored crop of ``split`` in ``frames_path``, then :func:`evaluate_model`.
+    stored crop of ``split`` in ``frames_path``, then :func:`evaluate_model`. With ``features_path``
+    (a frozen-backbone model), the scores come from the split's cached backbone features instead.
     """
     from .model import load_detector, pick_device
     from .predict import predict_frames
@@ -124,9 +126,15 @@ def evaluate_benchmark(
         raise ValueError(f"benchmark {benchmark!r}: {frames_path} has no frames in split {split!r} "
                          f"(splits present: {present}); check benchmarks.{benchmark}.split")
     crops = frames.filter(pl.col("key").is_not_null())
-    device = pick_device(device)
-    detector, meta = load_detector(adapter, weights_dir, device=device)
-    scores = predict_frames(detector, crops, batch_size=batch_size, device=device, workers=workers)
+    if features_path is not None:
+        from .logistic import score_features_file
+        from .model import read_adapter_meta
+
+        meta, scores = read_adapter_meta(adapter), score_features_file(adapter, features_path)
+    else:
+        device = pick_device(device)
+        detector, meta = load_detector(adapter, weights_dir, device=device)
+        scores = predict_frames(detector, crops, batch_size=batch_size, device=device, workers=workers)
     extra = {"model": model, "benchmark": benchmark, "dataset": dataset, "split": split,
              "backbone": meta.get("model", {}).get("backbone") or meta.get("backbone")}
     return evaluate_model(scores, out_scores, out_metrics, frames=frames, video_reduce=video_reduce,

@@ -60,6 +60,10 @@ class Layout:
     def stats(self, ds: str) -> str:
         return f"{self.results}/{ds}/stats.json"
 
+    def features(self, weights: str, ds: str, split: str) -> str:
+        """Frozen-backbone features of one split's crops, shared by every ``kind: logistic`` model."""
+        return f"{self.results}/features/{weights}/{ds}/{split}.parquet"
+
     # -- models and evaluations ----------------------------------------------------------------
     def adapter(self, model: str) -> str:
         return f"{self.results}/models/{model}/adapter.safetensors"

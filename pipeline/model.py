@@ -174,14 +174,17 @@ def save_adapter(detector: Detector, path, meta: dict) -> None:
     The safetensors metadata holds ``format`` and ``meta`` (JSON): the caller's ``meta`` (backbone
     id, config, training summary) plus ``model`` = ``detector.config()``.
     """
+    write_adapter(detector.trainable_parameters(), detector.config(), path, meta)
+
+
+def write_adapter(tensors: dict, model_flags: dict, path, meta: dict) -> None:
+    """Write an adapter file from named tensors and the detector flags (see :func:`save_adapter`);
+    byte-identical for equal inputs."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        n: p.detach().to("cpu", torch.float32).contiguous()
-        for n, p in detector.trainable_parameters().items()
-    }
+    tensors = {n: t.detach().to("cpu", torch.float32).contiguous() for n, t in tensors.items()}
     full_meta = dict(meta)
-    full_meta["model"] = detector.config()
+    full_meta["model"] = dict(model_flags)
     data = save(tensors, metadata={"format": ADAPTER_FORMAT, "meta": json.dumps(full_meta, sort_keys=True)})
     with replacing(path) as tmp:
         tmp.write_bytes(canonical_safetensors(data))

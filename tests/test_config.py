@@ -194,6 +194,28 @@ def test_validation_sets_are_checked_and_cropped(repo):
         pconfig.check_config(cfg)
 
 
+def test_model_kinds_are_checked(repo):
+    cfg = pconfig.load(repo / "config/demo.yaml")
+    cfg["weights"]["gend_hub"] = {"hub": "yermandy/GenD_CLIP_L_14"}
+    cfg["models"]["published"] = {"kind": "released", "released": "gend_hub"}
+    validate(cfg, schema=str(repo / SCHEMA))
+    pconfig.check_config(cfg)
+    params = pconfig.train_params(cfg, "published")["model"]
+    assert params == {"kind": "released", "backbone": pconfig.weights_id(cfg, "tiny_clip"), "weights": "tiny_clip",
+                      "released": "gend_hub", "checkpoint": "yermandy/GenD_CLIP_L_14"}
+    only_released = {**cfg, "models": {"published": cfg["models"]["published"]}}
+    assert pconfig.dataset_splits(only_released) == {"demo": ["test"], "demo_shift": ["test"]}  # no training data
+    cfg["models"]["published"]["released"] = "tiny_clip"
+    with pytest.raises(pconfig.ConfigError, match=r"models\.published\.released: name the weights entry"):
+        pconfig.check_config(cfg)
+    cfg["models"]["published"] = {"released": "gend_hub"}
+    with pytest.raises(pconfig.ConfigError, match="released is set but kind is 'train'"):
+        pconfig.check_config(cfg)
+    cfg["models"]["published"] = {"logistic": {"C": 2.0}}
+    with pytest.raises(pconfig.ConfigError, match="logistic is set but kind is 'train'"):
+        pconfig.check_config(cfg)
+
+
 def test_every_commented_variant_in_config_yaml_is_valid(repo):
     text = (repo / "config.yaml").read_text()
     variants = re.findall(r"^  # ((?:ln|gend)\w*: \{.*)$", text, flags=re.M)

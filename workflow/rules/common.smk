@@ -81,6 +81,38 @@ def model_dataset(model):
     return pconfig.model_config(config, model)["data"]["dataset"]
 
 
+def model_kind(model):
+    return pconfig.model_kind(pconfig.model_config(config, model))
+
+
+def train_inputs(wildcards):
+    """What making one model reads: its crops (kind train), the cached features of its train and
+    validation splits (logistic), or the published checkpoint (released); always its backbone."""
+    cfg = pconfig.model_config(config, wildcards.model)
+    kind, w = pconfig.model_kind(cfg), cfg["weights"]
+    inputs = {"weights": L.weights_marker(w)}
+    if kind == "released":
+        inputs["released"] = L.weights_marker(cfg["released"])
+    elif kind == "logistic":
+        d = cfg["data"]
+        inputs["train_features"] = L.features(w, d["dataset"], d["train_split"])
+        inputs["val_features"] = [L.features(w, ds, s) for ds, s in pconfig.val_sets(cfg)]
+    else:
+        ds = cfg["data"]["dataset"]
+        inputs.update(frames=L.frames(ds), pairs=L.pairs(ds),
+                      val_frames=[L.frames(v) for v in model_val_datasets(wildcards.model)])
+    return inputs
+
+
+def evaluate_inputs(wildcards):
+    """A frozen-backbone model (kind logistic) is scored from the benchmark split's cached features."""
+    cfg = pconfig.model_config(config, wildcards.model)
+    if pconfig.model_kind(cfg) != "logistic":
+        return {}
+    bench = config["benchmarks"][wildcards.bench]
+    return {"features": L.features(cfg["weights"], bench["dataset"], bench["split"])}
+
+
 def model_val_datasets(model):
     """Datasets other than the training one that a model validates on (``data.val_sets``)."""
     cfg = pconfig.model_config(config, model)

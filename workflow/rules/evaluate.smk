@@ -4,6 +4,7 @@
 rule evaluate:
     input:
         force_damaged,
+        unpack(evaluate_inputs),
         adapter=L.adapter("{model}"),
         frames=lambda wc: L.frames(bench_dataset(wc.bench)),
         weights=lambda wc: L.weights_marker(model_weights(wc.model)),

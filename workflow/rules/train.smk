@@ -5,10 +5,7 @@
 rule train:
     input:
         force_damaged,
-        frames=lambda wc: L.frames(model_dataset(wc.model)),
-        pairs=lambda wc: L.pairs(model_dataset(wc.model)),
-        val_frames=lambda wc: [L.frames(ds) for ds in model_val_datasets(wc.model)],
-        weights=lambda wc: L.weights_marker(model_weights(wc.model)),
+        unpack(train_inputs),
     output:
         adapter=L.adapter("{model}"),
         log=L.train_log("{model}"),
@@ -29,8 +26,48 @@ rule train:
         weights_dir=lambda wc: layout.weights_root(config, model_weights(wc.model)),
         work_dir=lambda wc: L.train_work(wc.model),
         val_datasets=lambda wc: model_val_datasets(wc.model),
+        val_sets=lambda wc: [f"{ds}/{s}" for ds, s in pconfig.val_sets(pconfig.model_config(config, wc.model))],
+        released_dir=lambda wc: (
+            layout.weights_root(config, pconfig.model_config(config, wc.model)["released"])
+            if model_kind(wc.model) == "released"
+            else None
+        ),
         code=code("train.py"),
     message:
         "Training {wildcards.model}"
     script:
         "../scripts/train.py"
+
+
+# Frozen-backbone features of one dataset split: computed once, shared by every `kind: logistic`
+# model on that backbone.
+
+
+rule features:
+    input:
+        force_damaged,
+        frames=lambda wc: L.frames(wc.ds),
+        weights=lambda wc: L.weights_marker(wc.weights),
+    output:
+        L.features("{weights}", "{ds}", "{split}"),
+    log:
+        L.log("features", "{weights}/{ds}/{split}"),
+    benchmark:
+        L.benchmark("features", "{weights}/{ds}/{split}")
+    conda:
+        ENV
+    threads: EVALUATE_CPUS
+    resources:
+        gpu=1,
+        cpus_per_gpu=EVALUATE_CPUS,
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
+    params:
+        backbone=lambda wc: pconfig.weights_id(config, wc.weights),
+        weights_dir=lambda wc: layout.weights_root(config, wc.weights),
+        batch_size=config.get("evaluate", {}).get("batch_size", 64),
+        code=code("features.py"),
+    message:
+        "Backbone features of {wildcards.ds} {wildcards.split} ({wildcards.weights})"
+    script:
+        "../scripts/features.py"

@@ -1,0 +1,166 @@
+"""Model kinds besides gradient training: the frozen-features logistic-regression baseline (cached
+features, scikit-learn) and published GenD weights mapped onto the detector."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from transformers import CLIPConfig, CLIPModel
+
+from pipeline.evaluate import evaluate_benchmark
+from pipeline.features import extract_features, read_features
+from pipeline.logistic import score_features_file, train_logistic
+from pipeline.model import Detector, load_backbone, load_detector
+from pipeline.predict import predict_frames
+from pipeline.released import ReleasedError, convert_released, map_gend
+from pipeline.train import LOG_SCHEMA
+
+from test_train import toy  # noqa: F401  (the separable toy crops: 16 train + 8 val videos)
+
+
+@pytest.fixture(scope="module")
+def features(toy, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("features")
+    for split in ("train", "val"):
+        extract_features(toy["frames"], split, toy["backbone"], out / f"{split}.parquet", batch_size=7)
+    return {split: out / f"{split}.parquet" for split in ("train", "val")}
+
+
+def test_features_are_the_backbone_output_in_frames_order(toy, features):  # noqa: F811
+    rows, x = read_features(features["val"])
+    frames = pl.read_parquet(toy["frames"])
+    crops = frames.filter((pl.col("split") == "val") & pl.col("key").is_not_null())
+    assert rows["key"].to_list() == crops["key"].to_list() and x.shape == (32, 32) and x.dtype == np.float32
+    detector = Detector(load_backbone(toy["backbone"]), ln_tuning=False, l2_norm=False).eval()
+    from pipeline.data import shard_dataset
+
+    ds = shard_dataset([crops["shard"][0]], {crops["key"][0]}, train=False, image_size=32, seed=0, epoch=0,
+                       augment=None)
+    sample = next(iter(torch.utils.data.DataLoader(ds, batch_size=1)))
+    with torch.no_grad():
+        direct = detector.features(sample["pixel_values"])[0].numpy()
+    assert np.allclose(x[0], direct, atol=1e-5)
+    again = features["val"].with_name("again.parquet")
+    extract_features(toy["frames"], "val", toy["backbone"], again, batch_size=32)
+    assert again.read_bytes() == features["val"].read_bytes()  # same inputs, same bytes
+
+
+def test_logistic_baseline_equals_scikit_learn_on_the_cached_features(toy, features, tmp_path):  # noqa: F811
+    cfg = {"backbone": "tiny", "logistic": {"C": 0.5}}
+    summary = train_logistic(features["train"], {"toy/val": features["val"]}, toy["backbone"], cfg,
+                             tmp_path / "a.safetensors", tmp_path / "log.parquet", seed=3)
+    rows, x = read_features(features["train"])
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000, random_state=3))
+    ref.fit(x, rows["label"].to_numpy())
+    val_rows, xv = read_features(features["val"])
+    expected = ref.predict_proba(xv)[:, 1]
+
+    scores = score_features_file(tmp_path / "a.safetensors", features["val"])
+    assert scores["key"].to_list() == val_rows["key"].to_list()
+    assert np.allclose(scores["p_fake"].to_numpy(), expected, atol=1e-5)
+    assert summary["val"]["frame_auroc"] == pytest.approx(roc_auc_score(val_rows["label"], expected))
+    assert summary["val"]["frame_auroc"] > 0.9  # the toy fakes are separable
+    log = pl.read_parquet(tmp_path / "log.parquet")
+    assert log.columns == list(LOG_SCHEMA) and log["kind"].to_list() == ["val"]
+
+    # The adapter is an ordinary one: the detector over the crops gives the same p(fake).
+    detector, meta = load_detector(tmp_path / "a.safetensors", toy["backbone"])
+    assert meta["selected_by"] == "logistic" and set(load_file(str(tmp_path / "a.safetensors"))) == {
+        "head.weight", "head.bias"}
+    frames = pl.read_parquet(toy["frames"]).filter(pl.col("split") == "val")
+    direct = predict_frames(detector, frames, batch_size=8)
+    assert np.allclose(direct["p_fake"].to_numpy(), expected, atol=1e-4)
+
+    # Evaluation from the cached features equals evaluation over the crops.
+    via_features = evaluate_benchmark(tmp_path / "a.safetensors", toy["backbone"], toy["frames"],
+                                      tmp_path / "s1.parquet", tmp_path / "m1.json", model="lr", benchmark="b",
+                                      dataset="toy", split="val", bootstrap=10, features_path=features["val"])
+    via_crops = evaluate_benchmark(tmp_path / "a.safetensors", toy["backbone"], toy["frames"],
+                                   tmp_path / "s2.parquet", tmp_path / "m2.json", model="lr", benchmark="b",
+                                   dataset="toy", split="val", bootstrap=10)
+    assert via_features["video"]["auroc"] == pytest.approx(via_crops["video"]["auroc"], abs=1e-9)
+    assert via_features["data"] == via_crops["data"]
+
+
+def test_logistic_refuses_one_class(toy, features, tmp_path):  # noqa: F811
+    rows = pl.read_parquet(features["train"]).filter(pl.col("label") == 0)
+    rows.write_parquet(tmp_path / "reals.parquet")
+    with pytest.raises(ValueError, match="all one class"):
+        train_logistic(tmp_path / "reals.parquet", {}, toy["backbone"], {"backbone": "t"}, tmp_path / "a",
+                       tmp_path / "l", seed=0)
+
+
+# ---------------------------------------------------------------------------- released GenD weights
+
+
+def gend_checkpoint(folder, backbone_dir, head="LinearNorm", seed=1):
+    """A GenD `save_pretrained` folder in the published naming, from a tiny CLIP with tuned LayerNorms.
+
+    Returns the in-memory CLIP model and head: the reference forward pass of the published model."""
+    torch.manual_seed(seed)
+    clip = CLIPModel.from_pretrained(str(backbone_dir)).eval()
+    with torch.no_grad():
+        for module in clip.vision_model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.add_(0.2 * torch.randn_like(module.weight))
+                module.bias.add_(0.2 * torch.randn_like(module.bias))
+    linear = torch.nn.Linear(clip.config.vision_config.hidden_size, 2)
+    tensors = {f"feature_extractor.vision_model.{k}": v.contiguous()
+               for k, v in clip.vision_model.state_dict().items() if "position_ids" not in k}
+    tensors["feature_extractor.visual_projection.weight"] = clip.visual_projection.weight.detach().contiguous()
+    tensors["model.linear.weight"] = linear.weight.detach().contiguous()
+    tensors["model.linear.bias"] = linear.bias.detach().contiguous()
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps({"model_type": "GenD", "backbone": "openai/clip-vit-large-patch14",
+                                                    "head": head, "architectures": ["GenD"]}))
+    return clip, linear
+
+
+@pytest.mark.parametrize("head", ["LinearNorm", "linear"])
+def test_released_gend_maps_exactly_onto_the_detector(backbone_dir, tmp_path, head):
+    clip, linear = gend_checkpoint(tmp_path / "gend", backbone_dir, head=head)
+    cfg = {"kind": "released", "backbone": "openai/clip-vit-large-patch14", "checkpoint": "yermandy/GenD_CLIP_L_14"}
+    summary = convert_released(tmp_path / "gend", backbone_dir, cfg, tmp_path / "a.safetensors", tmp_path / "l.parquet")
+    n_ln = sum(isinstance(m, torch.nn.LayerNorm) for m in clip.vision_model.modules())
+    assert summary["trainable_parameters"] == n_ln * 2 * 32 + 32 * 2 + 2
+    assert summary["mapping"]["unused"] == ["feature_extractor.visual_projection.weight"]
+    assert summary["mapping"]["frozen_max_diff"] == 0.0
+
+    detector, meta = load_detector(tmp_path / "a.safetensors", backbone_dir)
+    assert meta["model"]["l2_norm"] is (head == "LinearNorm") and meta["released"] == "yermandy/GenD_CLIP_L_14"
+    x = torch.randn(5, 3, 32, 32)
+    with torch.no_grad():
+        feat = clip.vision_model(pixel_values=x).pooler_output
+        ref = linear(F.normalize(feat, dim=1) if head == "LinearNorm" else feat).softmax(1)[:, 1]
+        ours = detector(x)[0].softmax(1)[:, 1]
+    assert torch.allclose(ours, ref, atol=1e-6)
+
+
+def test_released_checkpoints_that_do_not_fit_are_refused(backbone_dir, tmp_path):
+    gend_checkpoint(tmp_path / "g", backbone_dir)
+    cfg = json.loads((tmp_path / "g" / "config.json").read_text())
+    tensors = load_file(str(tmp_path / "g" / "model.safetensors"))
+    backbone = lambda: load_backbone(backbone_dir)  # noqa: E731
+
+    changed = dict(tensors)
+    key = "feature_extractor.vision_model.encoder.layers.0.mlp.fc1.weight"
+    changed[key] = changed[key] + 0.1
+    with pytest.raises(ReleasedError, match="fc1.weight: frozen tensor differs"):
+        map_gend(cfg, changed, backbone())
+    with pytest.raises(ReleasedError, match="missing .*head.weight"):
+        map_gend(cfg, {k: v for k, v in tensors.items() if k != "model.linear.weight"}, backbone())
+    with pytest.raises(ReleasedError, match="unknown \\['extra.thing'\\]"):
+        map_gend(cfg, {**tensors, "extra.thing": torch.zeros(1)}, backbone())
+    with pytest.raises(ReleasedError, match="not a CLIP vision tower"):
+        map_gend({**cfg, "backbone": "vit_pe_core_large_patch14_336"}, tensors, backbone())
