@@ -23,13 +23,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="video or image files, or folders of them (recursive)")
     p.add_argument("--model", "--adapter", required=True, metavar="DIR",
                    help="the trained model: results/models/NAME (or its adapter.safetensors)")
-    p.add_argument("--weights", metavar="DIR", help="backbone folder (default: the one the workflow fetched for this model)")
-    p.add_argument("--config", metavar="FILE", help="the workflow config that trained the model (default: found in this folder)")
+    p.add_argument("--weights", metavar="DIR",
+                   help="backbone folder (default: the one the workflow fetched for this model)")
+    p.add_argument("--config", metavar="FILE",
+                   help="the workflow config that trained the model (default: found in this folder)")
     p.add_argument("--out", metavar="FILE", help="write one row per file to FILE.csv or FILE.json")
     p.add_argument("--frames-out", metavar="FILE", help="write one row per sampled frame to FILE.csv or FILE.json")
     p.add_argument("--num-frames", type=int, help="frames sampled per video (default: the workflow's)")
     p.add_argument("--backend", choices=["dlib", "face_alignment"], help="face backend (default: the workflow's)")
-    p.add_argument("--backend-options", type=json.loads, metavar="JSON", help="face backend options as JSON (default: the workflow's)")
+    p.add_argument("--backend-options", type=json.loads, metavar="JSON",
+                   help="face backend options as JSON (default: the workflow's)")
     p.add_argument("--min-side", type=int, help="smaller images and frames are not searched (default: the workflow's)")
     p.add_argument("--reduce", choices=["mean", "median"], help="file score from frames (default: the workflow's)")
     p.add_argument("--aligned", action="store_true",

@@ -31,8 +31,8 @@ def expand_inputs(paths: list[str | Path]) -> tuple[list[tuple[Path, str]], list
 
     for given in map(Path, paths):
         if given.is_dir():
-            found = [p for p in sorted(given.rglob("*"))
-                     if p.is_file() and kind_of(p) and not any(part.startswith(".") for part in p.relative_to(given).parts)]
+            found = [p for p in sorted(given.rglob("*")) if p.is_file() and kind_of(p)
+                     and not any(part.startswith(".") for part in p.relative_to(given).parts)]
             if not found:
                 problems.append((given, "folder holds no video or image file "
                                         f"({', '.join(sorted(VIDEO_EXTENSIONS | IMAGE_EXTENSIONS))})"))
