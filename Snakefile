@@ -1,13 +1,13 @@
 # LNCLIP-DF: generalisable face-deepfake detection, from download to results/report.html.
 #
 #   snakemake --cores 16 results/report.html                                      # real protocol
-#   snakemake --configfile config/demo.yaml --cores 2 results/demo/report.html    # offline demo
+#   snakemake --workflow-profile profiles/demo                                    # offline demo
 #
 # Stages (one rule file each in workflow/rules/): download -> index (checkpoint) -> faces (one job
 # per chunk of videos) -> manifest -> train (one job per model) -> evaluate (model x benchmark)
 # -> report. All logic lives in the `pipeline` package; scripts in workflow/scripts/ are adapters.
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.20")
 
@@ -19,9 +19,8 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-validate(config, schema="workflow/schemas/config.schema.yaml")
-
-
+# common.smk validates the config against workflow/schemas/config.schema.yaml (filling in its
+# defaults) and checks its cross-references before anything else; a bad key fails naming it.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/index.smk"

@@ -4,7 +4,7 @@
 
 Both read the same lossless 256x256 face crops (cut from scikit-image's astronaut photograph with
 random shifts and written as PNG level 1, as the faces stage writes them) and apply the same
-augmentations of METHOD.md (flip, affine, blur, brightness/contrast, JPEG) to model inputs of 224:
+training augmentations (flip, affine, blur, brightness/contrast, JPEG) to model inputs of 224:
 
 * reference: a folder of PNG files read by a PyTorch Dataset with PIL (decode, PIL augmentations,
   PIL bicubic resize, float conversion and CLIP normalisation per image on the CPU);

@@ -3,7 +3,7 @@
 ``workflow/schemas/config.schema.yaml`` checks shapes and values; :func:`check_config` checks what a
 JSON schema cannot (that names refer to entries that exist). The ``*_params`` functions return the
 part of the config one rule depends on, and nothing else: Snakemake reruns a job when its params
-change, so a rule that received the whole config would rerun on any edit (DESIGN.md §4).
+change, so a rule that received the whole config would rerun on any edit (README, Configuration).
 """
 
 from __future__ import annotations
@@ -34,6 +34,56 @@ def deep_merge(base: dict, override: dict) -> dict:
 def load(path: str | Path) -> dict:
     with open(path) as fh:
         return yaml.safe_load(fh)
+
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def validate_config(config: dict, schema: str | Path = SCHEMA, source: str = "config") -> dict:
+    """Check ``config`` against the JSON schema and fill in the schema's defaults (in place).
+
+    Raises :class:`ConfigError` with one short line per problem, each naming the key (``faces.num_frame:
+    unknown key; did you mean num_frames?``), instead of a dump of the schema and the config.
+    """
+    from jsonschema import Draft202012Validator
+    from snakemake.utils import validate
+
+    with open(schema) as fh:
+        doc = yaml.safe_load(fh)
+    errors = list(Draft202012Validator(doc).iter_errors(config))
+    if errors:
+        lines = sorted(line for e in errors for line in _schema_error(e).split("\n  "))
+        more = f"\n  ... and {len(lines) - 10} more" if len(lines) > 10 else ""
+        raise ConfigError(f"{source} does not match {Path(schema).name}:\n  " + "\n  ".join(lines[:10]) + more)
+    validate(config, str(schema), set_default=True)
+    return config
+
+
+def _schema_error(error) -> str:
+    """One line for a jsonschema error: where, what is wrong, and what is allowed."""
+    import difflib
+
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = sorted(schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known)) if known else [error.message]
+        lines = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            lines.append(f"{where}.{key}: unknown key; {hint}allowed: {', '.join(known) or 'none'}"
+                         .replace("(top level).", ""))
+        return "\n  ".join(lines)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return "\n  ".join(f"{where}.{k}: missing; this key is required".replace("(top level).", "")
+                            for k in missing)
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    full = repr(error.instance)
+    message = error.message.replace(full, full if len(full) <= 60 else full[:56] + "...}")
+    return f"{where}: {message if len(message) <= 200 else message[:197] + '...'}"
 
 
 def model_config(config: dict, model: str) -> dict:

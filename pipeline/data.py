@@ -1,8 +1,8 @@
 """Model input: preprocessing, training augmentations and WebDataset shard loading.
 
 * :func:`preprocess` - the CLIP processor for square crops: RGB, bicubic resize to the model's
-  image size, /255, CLIP mean/std (METHOD_REFERENCE §4.2).
-* :class:`Augmenter` - the training augmentations of METHOD_REFERENCE §4.3 in PIL (no torchvision):
+  image size, /255, CLIP mean/std (as CLIP's image processor).
+* :class:`Augmenter` - the training augmentations of the LNCLIP-DF recipe in PIL (no torchvision):
   horizontal flip, affine, Gaussian blur, brightness/contrast, JPEG; each with its own probability.
 * :class:`ShardCrops` + :func:`epoch_order` - training: random access to the crops listed in a
   frames table, read in a seeded permutation of the whole training set each epoch, so every batch is
@@ -88,7 +88,7 @@ def _merge_augment(cfg: dict | None) -> dict:
 class Augmenter:
     """Training augmentations, applied in the reference order: hflip, affine, blur, color, jpeg.
 
-    ``cfg`` overrides :data:`DEFAULT_AUGMENT` entry by entry (METHOD.md values; blur with GenD's
+    ``cfg`` overrides :data:`DEFAULT_AUGMENT` entry by entry (the paper's values; blur with GenD's
     probability 0.1, the others always on except the flip's 0.5). Each augmentation is applied with
     its probability ``p`` (0 disables it). All randomness comes from the ``rng`` passed to
     :meth:`__call__`, so a given rng seed always gives the same image.

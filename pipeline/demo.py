@@ -376,24 +376,26 @@ def make_demo_dataset(
     return out_dir
 
 
-def main(argv=None) -> None:
-    """Command line: ``python -m pipeline.demo OUT_DIR --seed N [--style texture] ...``."""
-    import argparse
+def add_arguments(ap) -> None:
+    """The demo dataset's command-line arguments (``python -m pipeline demo`` and ``python -m pipeline.demo``)."""
     import json
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out_dir")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train", type=int, default=DEFAULT_COUNTS["train"])
-    ap.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"])
-    ap.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"])
-    ap.add_argument("--frames", type=int, default=24)
-    ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--fps", type=int, default=25)
-    ap.add_argument("--style", choices=STYLES, default="gradient")
-    ap.add_argument("--blend", type=json.loads, default=None, help="JSON dict overriding DEFAULT_BLEND")
-    ap.add_argument("--corrupt", type=int, default=0)
-    a = ap.parse_args(argv)
+    ap.add_argument("out_dir", help="folder to write labels.csv and videos/ into")
+    ap.add_argument("--seed", type=int, default=0, help="seeds every random choice (same seed, same files)")
+    for split in SPLITS:
+        ap.add_argument(f"--{split}", type=int, default=DEFAULT_COUNTS[split],
+                        help=f"{split} videos per class (default {DEFAULT_COUNTS[split]})")
+    ap.add_argument("--frames", type=int, default=24, help="frames per video")
+    ap.add_argument("--size", type=int, default=256, help="frame width and height in pixels")
+    ap.add_argument("--fps", type=int, default=25, help="frames per second of the MP4 files")
+    ap.add_argument("--style", choices=STYLES, default="gradient", help="background style")
+    ap.add_argument("--blend", type=json.loads, default=None,
+                    help=f"JSON object overriding the self-blending parameters ({', '.join(DEFAULT_BLEND)})")
+    ap.add_argument("--corrupt", type=int, default=0, help="extra unreadable files (label fake, split test)")
+
+
+def run(a) -> Path:
+    """Write the dataset the parsed arguments ``a`` describe; print and return its labels.csv."""
     out = make_demo_dataset(
         a.out_dir,
         seed=a.seed,
@@ -406,6 +408,16 @@ def main(argv=None) -> None:
         corrupt=a.corrupt,
     )
     print(out / "labels.csv")
+    return out / "labels.csv"
+
+
+def main(argv=None) -> None:
+    """Command line: ``python -m pipeline.demo OUT_DIR --seed N [--style texture] ...``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    run(ap.parse_args(argv))
 
 
 if __name__ == "__main__":

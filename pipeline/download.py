@@ -295,6 +295,71 @@ def fetch_dataset(name: str, source: dict, dest: str | Path, marker: str | Path,
     return write_marker(marker, info)
 
 
+def planning_warnings(config: dict, env=None, home: Path | None = None) -> list[str]:
+    """What will fail, said while the workflow is planned (``snakemake -n`` too), before any job runs:
+    :func:`missing_sources` and :func:`missing_credentials`. Never includes a credential's value."""
+    return missing_sources(config) + missing_credentials(config, env=env, home=home)
+
+
+# Public hub models that need no token (any other hub id may be gated or private).
+PUBLIC_HUB_MODELS = frozenset({"openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336",
+                               "openai/clip-vit-base-patch16", "openai/clip-vit-base-patch32"})
+
+
+def missing_credentials(config: dict, env=None, home: Path | None = None) -> list[str]:
+    """One message per download still to do that lacks what it needs to log in: a Kaggle source
+    without Kaggle credentials; hub weights while ``HF_HUB_OFFLINE`` is set, or without a Hugging Face
+    token for a model that is not known to be public. Sources whose ``.done`` marker exists are skipped."""
+    from pipeline.config import used_datasets
+    from pipeline.layout import from_config
+
+    env = os.environ if env is None else env
+    L = from_config(config)
+    out = []
+    for ds in sorted({_source_entry(config, ds) for ds in used_datasets(config)}):
+        source = config["datasets"][ds]["source"]
+        kind = next((k for k in ("kaggle", "kaggle_competition") if k in source), None)
+        if kind and not Path(L.dataset_marker(ds)).exists() and not kaggle_credentials_present(env, home):
+            what = "competition" if kind == "kaggle_competition" else "dataset"
+            out.append(f"datasets.{ds}.source.{kind}: downloading Kaggle {what} {source[kind]!r} needs Kaggle "
+                       "credentials and none were found: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json "
+                       "(kaggle.com > Settings > API) in ~/.kaggle/ or $KAGGLE_CONFIG_DIR (chmod 600)")
+    for name in _used_weights(config):
+        repo = config["weights"][name].get("hub")
+        if repo is None or Path(L.weights_marker(name)).exists():
+            continue
+        if str(env.get("HF_HUB_OFFLINE", "")).lower() in ("1", "true", "yes", "on"):
+            out.append(f"weights.{name}.hub: {repo!r} is not downloaded yet and HF_HUB_OFFLINE is set: unset it "
+                       f"for the download, or save the model elsewhere and use weights.{name}.path")
+        elif repo not in PUBLIC_HUB_MODELS and not _hub_token_present(env):
+            out.append(f"weights.{name}.hub: no Hugging Face token found; if {repo!r} is gated or private the "
+                       "download will be refused: accept its licence on its hub page and set HF_TOKEN "
+                       "(or run `hf auth login`)")
+    return out
+
+
+def _source_entry(config: dict, ds: str) -> str:
+    """The entry whose own source provides ``ds``'s files (following ``source: {dataset: ...}``)."""
+    while "dataset" in config["datasets"][ds]["source"]:
+        ds = config["datasets"][ds]["source"]["dataset"]
+    return ds
+
+
+def _used_weights(config: dict) -> list[str]:
+    from pipeline.config import model_config
+
+    return sorted({model_config(config, m)["weights"] for m in config["models"]})
+
+
+def _hub_token_present(env) -> bool:
+    """Whether huggingface_hub will send a token (environment or ``hf auth login``); never read out."""
+    if env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN"):
+        return True
+    from huggingface_hub import get_token
+
+    return bool(get_token())
+
+
 def missing_sources(config: dict) -> list[str]:
     """One message per enabled benchmark (or trained-on dataset) whose ``path:`` folder does not exist,
     naming the config line to change; shown when the workflow is planned."""

@@ -1,4 +1,4 @@
-"""Losses and latent augmentation of LNCLIP-DF (METHOD.md "Loss" and "Slerp"; METHOD_REFERENCE §2-3).
+"""Losses and latent augmentation of LNCLIP-DF (arXiv 2508.06248: loss terms and slerp augmentation).
 
 Everything here acts on a mini-batch of features ``z`` of shape ``[N, D]``. The metric losses expect
 unit vectors (the L2-normalised features the head returns); slerp normalises its inputs itself.

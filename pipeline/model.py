@@ -1,6 +1,6 @@
 """The LNCLIP-DF detector: a CLIP vision tower with LN-tuning and a (L2-normalised) linear head.
 
-METHOD.md "Model"; METHOD_REFERENCE §1. The backbone is ``transformers.CLIPVisionModel``; the
+As in arXiv 2508.06248 and its code. The backbone is ``transformers.CLIPVisionModel``; the
 feature is its ``pooler_output`` (CLS token after ``post_layernorm``, before any projection).
 LN-tuning makes every ``nn.LayerNorm`` of the backbone trainable in place (functionally identical
 to peft's LNTuning wrapper); everything else in the backbone is frozen.

@@ -1,7 +1,7 @@
 """Code digests and provenance for Snakemake rerun decisions and the report.
 
 Snakemake reruns a job when its ``script:`` file changes, but not when a module that script
-imports changes (SNAKEMAKE_REFERENCE.md §4.1). Each rule therefore gets a ``params`` entry with
+imports changes (Snakemake's rerun triggers). Each rule therefore gets a ``params`` entry with
 :func:`code_digest` of the ``pipeline`` modules its entry point depends on. The dependency set is
 found by following ``pipeline.*`` imports statically (``ast``), so adding an import to a module
 extends the digest without anyone updating a list. The digest hashes the *syntax tree*, not the

@@ -3,7 +3,7 @@
 One place defines them; every stage reads and writes through these helpers, so a table that a
 stage produces is checked against its contract before it is written (``conform``).
 
-Tables (see DESIGN.md §3):
+Tables (README, Stages and outputs):
 
 * ``videos.parquet`` (index): one row per video.
 * ``{split}-{chunk}.parquet`` (faces) and ``frames.parquet`` (manifest): one row per sampled frame;

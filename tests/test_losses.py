@@ -1,4 +1,4 @@
-"""Losses and slerp against hand-computed values (METHOD_REFERENCE §2-3)."""
+"""Losses and slerp against hand-computed values (the definitions of arXiv 2508.06248)."""
 
 import math
 

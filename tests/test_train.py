@@ -26,7 +26,7 @@ from conftest import TINY_CLIP as TINY
 
 
 def test_lr_schedule_boundaries():
-    # METHOD.md: 1 epoch warm-up 1e-5 -> 3e-4, 9 epochs cosine back to 1e-5, cycles of 10 epochs.
+    # The paper's schedule: 1 epoch warm-up 1e-5 -> 3e-4, 9 epochs cosine back to 1e-5, cycles of 10 epochs.
     spe, hi, lo = 100, 3e-4, 1e-5
     f = lambda s: lr_at(s, spe, hi, lo, warmup_epochs=1, cycle_epochs=10)  # noqa: E731
     assert f(0) == pytest.approx(lo, rel=1e-12)

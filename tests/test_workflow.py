@@ -85,7 +85,8 @@ def demo_variant(work: Path, name: str, edit) -> str:
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory, repo):
     work = copy_workflow(repo, tmp_path_factory.mktemp("workflow"))
-    snakemake(work, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
+    snakemake(work, "--workflow-profile", "profiles/demo")  # the README's command: the profile names the config
+    assert (work / DEMO_TARGET).is_file()
     return work
 
 
@@ -136,6 +137,7 @@ def test_unreadable_video_is_recorded_and_the_run_goes_on(demo):
 
 
 def test_same_command_again_does_nothing(demo):
+    assert planned(demo, "--workflow-profile", "profiles/demo") == {}
     assert planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {}
 
 
@@ -298,10 +300,13 @@ def test_failing_download_prints_its_cause(demo_copy):
 
 
 def test_bad_config_value_fails_naming_the_key(demo):
-    cfg = demo_variant(demo, "bad", lambda c: c["faces"].update(num_frames="many"))
+    cfg = demo_variant(demo, "bad", lambda c: c["faces"].update(num_frames="many", num_frame=8))
     proc = snakemake(demo, "-n", "--configfile", cfg, "--cores", "2", DEMO_TARGET, check=False)
     assert proc.returncode != 0
-    assert "num_frames" in proc.stderr + proc.stdout
+    out = proc.stderr + proc.stdout
+    assert "faces.num_frames: 'many' is not of type 'integer'" in out
+    assert "faces.num_frame: unknown key; did you mean num_frames?" in out
+    assert len(out.splitlines()) < 12 and "Failed validating" not in out  # no schema or config dump
 
 
 @pytest.fixture(scope="module")
@@ -314,6 +319,23 @@ def test_real_config_plans_the_protocol_without_data_or_credentials(fresh):
     # FF++ c23, FaceShifter (read from the FF++ download) and Celeb-DF v2, out of the box
     assert jobs == {"download_dataset": 3, "download_weights": 1, "index": 3, "manifest": 3, "train": 2,
                     "evaluate": 6, "robustness": 2, "report": 1}
+
+
+def test_planning_warns_about_missing_kaggle_credentials_without_printing_any(fresh, tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")} | {"HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "results/report.html"], cwd=fresh, env=env,
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    warning = "datasets.ffpp_c23.source.kaggle: downloading Kaggle dataset 'xdxd003/ff-c23' needs Kaggle credentials"
+    assert warning in out and out.index(warning) < out.index("Job stats:")  # before any job
+    env |= {"KAGGLE_USERNAME": "someone", "KAGGLE_KEY": "0123456789abcdef"}
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "results/report.html"], cwd=fresh, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert "needs Kaggle credentials" not in out.stdout + out.stderr
+    assert "0123456789abcdef" not in out.stdout + out.stderr and "someone" not in out.stdout + out.stderr
 
 
 def test_every_listed_benchmark_is_planned_and_missing_folders_are_named(tmp_path, repo):
@@ -347,26 +369,35 @@ def test_rules_are_snakefmt_formatted(fresh):
 
 
 def test_command_line_predict_matches_the_evaluation_scores(demo, tmp_path):
-    """`python -m pipeline predict` on crops taken out of a shard gives the evaluate rule's scores."""
-    import webdataset as wds
+    """`python -m pipeline predict` from the workflow's folder with only --model, on a benchmark video, an
+    unaligned frame of another and a folder holding a third, gives the evaluate rule's scores."""
+    import cv2
+
+    from pipeline.video import read_frames
 
     results = demo / "results/demo"
-    scores = pl.read_parquet(results / "eval/lnclip_df/demo/scores.parquet").head(3)
-    frames = pl.read_parquet(results / "demo/frames.parquet")
-    shard = frames.filter(pl.col("key") == scores["key"][0])["shard"][0]
-    wanted = set(scores["key"].to_list())
-    paths = {}
-    for sample in wds.WebDataset(str(demo / shard), shardshuffle=False):
-        if sample["__key__"] in wanted:
-            paths[sample["__key__"]] = tmp_path / f"{sample['__key__']}.png"
-            paths[sample["__key__"]].write_bytes(sample["png"])
-    images = [str(paths[k]) for k in scores["key"].to_list()]
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "predict",
-                           "--adapter", str(results / "models/lnclip_df/adapter.safetensors"),
-                           "--weights", str(demo / "resources/weights/tiny_clip"), *images],
-                          capture_output=True, text=True, check=True, cwd=demo)
-    got = [float(line.split("\t")[0]) for line in proc.stdout.strip().splitlines()]
-    assert got == pytest.approx(scores["p_fake"].to_list(), abs=1e-4)
+    scores = pl.read_parquet(results / "eval/lnclip_df/demo/scores.parquet")
+    videos = pl.read_parquet(results / "demo/videos.parquet").filter(pl.col("split") == "test")
+    ids = sorted(set(scores["video_id"]))[:3]
+    path = dict(zip(videos["video_id"], videos["path"]))
+    frame_idx = int(scores.filter(pl.col("video_id") == ids[1])["frame_idx"][2])
+    (frame,) = [f for _, f in read_frames(demo / path[ids[1]], [frame_idx])]
+    cv2.imwrite(str(tmp_path / "frame.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    (tmp_path / "folder").mkdir()
+    shutil.copy(demo / path[ids[2]], tmp_path / "folder" / "clip.mp4")
+    inputs = [path[ids[0]], str(tmp_path / "frame.png"), str(tmp_path / "folder")]
+    for out in ("o.csv", "o.json"):
+        subprocess.run([sys.executable, "-m", "pipeline", "predict", "--model", "results/demo/models/lnclip_df",
+                        *inputs, "--out", str(tmp_path / out)], capture_output=True, text=True, check=True, cwd=demo)
+    rows = pl.read_csv(tmp_path / "o.csv")
+    assert rows.equals(pl.DataFrame(json.loads((tmp_path / "o.json").read_text()), schema=rows.schema))
+    video = scores.group_by("video_id").agg(pl.col("p_fake").mean(), pl.len())
+    expected = [video.filter(pl.col("video_id") == i)["p_fake"][0] for i in (ids[0], ids[2])]
+    frame_score = scores.filter((pl.col("video_id") == ids[1]) & (pl.col("frame_idx") == frame_idx))["p_fake"][0]
+    assert rows["p_fake"].to_list() == pytest.approx([expected[0], frame_score, expected[1]], abs=1e-5)
+    assert rows["frames_scored"].to_list() == [video.filter(pl.col("video_id") == ids[0])["len"][0], 1,
+                                               video.filter(pl.col("video_id") == ids[2])["len"][0]]
+    assert rows["path"].to_list()[:2] == inputs[:2] and rows["status"].to_list() == ["ok"] * 3
 
 
 def test_command_line_report_rebuilds_the_page(demo, tmp_path):

@@ -14,7 +14,7 @@ from typing import Callable
 import cv2
 import polars as pl
 
-from .. import tables
+from .. import logs, tables
 from .backends import BACKENDS, make_backend, preflight
 from .extract import CropSettings, extract_video
 
@@ -104,15 +104,20 @@ def _write_tar(tmp_tar: Path, rows: list[dict], results, progress) -> list[dict]
     import webdataset as wds
 
     records: list[dict] = []
-    with open(tmp_tar, "wb") as fh:
+    crops = 0
+    bar = logs.progress(total=len(rows), desc=f"faces {tmp_tar.name.removesuffix('.tmp')}", unit="video")
+    with open(tmp_tar, "wb") as fh, bar:
         writer = wds.TarWriter(fh, mtime=0, encoder=False)
         try:
             for done, (video, items) in enumerate(zip(rows, results), start=1):
                 for rec, png in items:
                     if png is not None:
                         writer.write({"__key__": rec["key"], "png": png, "json": _shard_json(rec)})
+                        crops += 1
                     records.append(rec)
                 _log_video(video["video_id"], [r for r, _ in items])
+                bar.set_postfix_str(f"{crops} crops of {len(records)} frames", refresh=False)
+                bar.update(1)
                 if progress is not None:
                     progress(done, len(rows))
         finally:
@@ -155,8 +160,9 @@ def extract_chunk(videos: pl.DataFrame, tar_path, parquet_path, backend: str = "
     * ``parquet_path``: every sampled frame (``tables.FRAMES``) with its ``status``; ``shard`` is
       ``str(tar_path)`` on every row of this chunk, ``key`` is null where no crop was stored.
 
-    No video or frame stops the job: each outcome is a status. ``progress(done, total)`` is called
-    after each video; failures are logged (logger ``pipeline.faces``, one line per affected video).
+    No video or frame stops the job: each outcome is a status. A progress bar (log lines in a job's
+    log) counts videos and crops; ``progress(done, total)`` is also called after each video; failures
+    are logged (logger ``pipeline.faces``, one line per affected video).
     Returns stats: ``videos``, ``frames_sampled`` (rows with a frame index), ``crops``,
     ``failures`` (rows per status other than ``ok``).
     """

@@ -1,4 +1,4 @@
-"""The training loop of LNCLIP-DF (METHOD.md "Training"), plain PyTorch, resumable mid-epoch.
+"""The training loop of LNCLIP-DF (arXiv 2508.06248), plain PyTorch, resumable mid-epoch.
 
 :func:`train_model` trains one ``models:`` entry: LN-tuning and/or head on the train-split crops of
 a ``frames.parquet``, validates every epoch on its validation sets (frame and video AUROC; the mean
@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from .. import logs
 from ..data import ShardCrops, derive_seed, normalize
 from ..losses import LossConfig
 from ..metrics import binary_metrics, video_scores
@@ -247,6 +248,8 @@ def train_epoch(run: Run, epoch: int) -> None:
     run.sampler.set(epoch, distributed.rank_rows(rows, bs, run.world), 0, len(rows))
     labels = torch.tensor(run.train["label"].to_list())
     run.parts.detector.train()
+    bar = logs.progress(total=spe, initial=start, desc=f"epoch {epoch + 1}/{run.epochs}", unit="step",
+                        disable=not run.world.main)
     for i, batch in enumerate(run.loader):
         lr = run.lr(run.step)
         batch_labels = labels[rows[i * bs:(i + 1) * bs]] if run.world.size > 1 else None
@@ -257,6 +260,8 @@ def train_epoch(run: Run, epoch: int) -> None:
             checkpoint(run)
         elif run.step % e.log_every == 0:
             flush(run)
+        bar.update(1)
+    bar.close()
     flush(run)
     if run.step < (epoch + 1) * spe:
         log.warning("epoch %d: the loader gave %d of %d batches", epoch, run.step - epoch * spe, spe)
@@ -317,7 +322,7 @@ def finish(run: Run, adapter_path: Path, log_path: Path, t_start: float) -> dict
 def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, work_dir, seed: int,
                 threads: int = 1, device=None, on_epoch_end=None, pairs_path=None, val_frames: dict | None = None
                 ) -> dict:
-    """Train one model entry ``cfg`` (module docstring, METHOD.md); returns a summary dict.
+    """Train one model entry ``cfg`` (see the module docstring); returns a summary dict.
 
     ``frames_path``: frames.parquet (FRAMES contract; shard paths relative to the working directory).
     ``backbone_dir``: hub id or directory of the CLIP checkpoint (``cfg["backbone"]`` is the id that is

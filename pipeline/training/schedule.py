@@ -1,4 +1,4 @@
-"""The learning-rate schedule of METHOD.md: warm-up then cosine, in repeating cycles."""
+"""The learning-rate schedule of LNCLIP-DF: warm-up then cosine, in repeating cycles."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def lr_at(
 
     Cycles of ``cycle_epochs`` epochs repeat; within a cycle: linear warm-up from ``min_lr`` to ``lr``
     over ``warmup_epochs`` epochs, then cosine decay from ``lr`` to ``min_lr`` over the rest of the
-    cycle (METHOD.md: 1 + 9 epochs, two cycles). ``warmup_epochs = 0`` starts each cycle at ``lr``.
+    cycle (the paper: 1 + 9 epochs, two cycles). ``warmup_epochs = 0`` starts each cycle at ``lr``.
     """
     cycle = round(cycle_epochs * steps_per_epoch)
     warm = round(warmup_epochs * steps_per_epoch)

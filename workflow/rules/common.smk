@@ -12,9 +12,14 @@ from pipeline.guard import damaged_outputs
 from pipeline.robustness import plan as robustness_plan, models as robustness_models
 
 try:
+    pconfig.validate_config(
+        config,
+        f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
+        source=", ".join(map(str, workflow.configfiles)) or "config",
+    )
     pconfig.check_config(config)
 except pconfig.ConfigError as exc:
-    raise WorkflowError(f"Invalid config: {exc}")
+    raise WorkflowError(f"Invalid config: {exc}") from None
 
 L = layout.from_config(config)
 REPORT = L.report()

@@ -3,9 +3,10 @@
 # data rewrites the same bytes, so nothing downstream reruns; a changed source re-indexes.
 
 
-from pipeline.download import missing_sources
+from pipeline.download import planning_warnings
 
-for message in missing_sources(config):
+# What will fail (a missing dataset folder, missing credentials), said before any job runs.
+for message in planning_warnings(config):
     logger.warning(f"Warning: {message}")
 
 # face-alignment's files (TORCH_HOME of the faces jobs when faces.backend is face_alignment)

@@ -1,4 +1,4 @@
-# Faces: one job per chunk of videos (DESIGN.md §2: a few hundred jobs, not one per video).
+# Faces: one job per chunk of videos (a few hundred jobs per dataset, not one per video).
 # Videos are processed in parallel inside the job; output is one WebDataset tar of lossless PNG
 # crops and one Parquet table of every sampled frame (crop key, or the reason there is none).
 

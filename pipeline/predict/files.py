@@ -1,0 +1,121 @@
+"""``predict`` on files: the workflow's faces stage and model on each video or (unaligned) image.
+
+A video goes through the same steps as a video of a benchmark: probed (:func:`pipeline.video.probe`,
+as the index does), ``num_frames`` frames sampled and cropped by :func:`pipeline.faces.extract_video`
+into lossless PNG crops, each crop scored as the evaluation scores a stored crop, and the file's
+p(fake) is the mean (or median) of its frames' scores, as the video score of the evaluation. An
+image is one frame: detected, aligned and cropped by :func:`pipeline.faces.crop_frame`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import logs, tables
+from ..faces import CropSettings, crop_frame, encode_png, extract_video, make_backend, preflight
+from ..video import probe
+from .resolve import ResolvedModel
+from .scoring import score_pngs
+
+log = logging.getLogger("pipeline.predict")
+
+OK, NO_FACE, UNREADABLE = "ok", "no_face", "unreadable"
+_UNREADABLE = {tables.STATUS_DECODE_ERROR, tables.STATUS_VIDEO_ERROR}
+
+
+@dataclass
+class FileResult:
+    """One input file: its p(fake) (None when no frame could be scored) and each sampled frame."""
+
+    path: str
+    kind: str  # video | image
+    p_fake: float | None
+    frames_scored: int
+    frames_sampled: int
+    status: str  # ok | no_face | unreadable
+    message: str = ""
+    frames: list[dict] = field(default_factory=list)  # frame_idx, status, p_fake
+
+    def row(self) -> dict:
+        return {"path": self.path, "kind": self.kind, "p_fake": self.p_fake, "frames_scored": self.frames_scored,
+                "frames_sampled": self.frames_sampled, "status": self.status, "message": self.message}
+
+
+def _video_crops(path: Path, backend, settings: CropSettings) -> tuple[list[tuple], str]:
+    """``([(frame_idx, status, png)], error)`` of a video, as the faces stage crops a benchmark video."""
+    info = probe(path)
+    video = {"dataset": "predict", "video_id": path.stem, "path": str(path), "split": None, "label": None,
+             "method": None, "source_id": None, "frame_count": info["frame_count"], "error": info["error"]}
+    items = extract_video(video, backend, settings)
+    return [(rec["frame_idx"], rec["status"], png) for rec, png in items], info["error"] or ""
+
+
+def _image_crops(path: Path, backend, settings: CropSettings) -> tuple[list[tuple], str]:
+    """``([(0, status, png)], error)`` of an image: one frame through the faces stage's crop."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        return [(None, tables.STATUS_DECODE_ERROR, None)], "not a readable image"
+    res = crop_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), backend, settings, where=str(path))
+    png = encode_png(res.crop, settings.png_level) if res.status == tables.STATUS_OK else None
+    return [(0, res.status, png)], ""
+
+
+def _outcome(kind: str, crops: list[tuple], error: str, settings: CropSettings) -> tuple[str, str]:
+    """The file's status and, when some or all frames have no crop, a message saying why."""
+    sampled = [s for i, s, _ in crops if i is not None]
+    failed = Counter(s for _, s, png in crops if png is None)
+    if any(s in _UNREADABLE for _, s, _ in crops) and not sampled:
+        what = f"a video ({error})" if kind == "video" and error else "a video" if kind == "video" else "an image"
+        return UNREADABLE, f"cannot be read as {what}"
+    detail = ", ".join(f"{n} {s}" for s, n in sorted(failed.items()))
+    if len(failed) == len(crops) or not crops:
+        if kind == "video":
+            return NO_FACE, f"no face found in any of the {len(sampled)} sampled frames ({detail})"
+        if failed.get(tables.STATUS_TOO_SMALL):
+            return NO_FACE, f"image smaller than {settings.min_side} px on a side: not searched for a face"
+        return NO_FACE, "no face found in the image" + ("" if failed.get(tables.STATUS_NO_FACE) else f" ({detail})")
+    return OK, f"{sum(failed.values())} of {len(sampled)} frames without a face crop ({detail})" if failed else ""
+
+
+def _reduce(scores: list[float], how: str) -> float:
+    """The file's p(fake) from its frames' scores (the video score of ``pipeline.metrics.video_scores``)."""
+    return float(np.mean(scores) if how == "mean" else np.median(scores))
+
+
+def predict_files(model: ResolvedModel, inputs: list[tuple[Path, str]], *, device=None,
+                  batch_size: int = 64) -> list[FileResult]:
+    """Score each ``(path, kind)`` of ``inputs`` (``kind`` video or image) with ``model``; never raises for
+    a bad file (its :class:`FileResult` says what was wrong). A progress bar counts files and frames."""
+    from ..model import load_detector, pick_device
+
+    faces = model.faces
+    preflight(faces["backend"], dict(faces["backend_options"]))
+    backend = make_backend(faces["backend"], **faces["backend_options"])
+    settings = CropSettings(**faces["crop"])
+    device = pick_device(device)
+    detector, _ = load_detector(model.adapter, model.weights, device=device)
+    results, scored = [], 0
+    with logs.progress(total=len(inputs), desc="predict", unit="file") as bar:
+        for path, kind in inputs:
+            crops, error = (_video_crops if kind == "video" else _image_crops)(path, backend, settings)
+            status, message = _outcome(kind, crops, error, settings)
+            scores = iter(score_pngs(detector, [png for _, _, png in crops if png is not None],
+                                     batch_size=batch_size, device=device))
+            frames = [{"frame_idx": i, "status": s, "p_fake": next(scores) if png is not None else None}
+                      for i, s, png in crops]
+            ok = [f["p_fake"] for f in frames if f["p_fake"] is not None]
+            if status != OK:
+                log.warning("%s: %s", path, message)
+            results.append(FileResult(str(path), kind, _reduce(ok, model.video_reduce) if ok else None, len(ok),
+                                      sum(1 for f in frames if f["frame_idx"] is not None), status, message,
+                                      frames))
+            scored += len(ok)
+            bar.set_postfix_str(f"{scored} frames scored", refresh=False)
+            bar.update(1)
+    return results
