@@ -4,7 +4,7 @@
 # Installs (Debian: slurm-wlm, munge) and starts munged, slurmctld and slurmd with a default
 # partition `main` and a `gpu` partition (two fake GPUs), one node declaring 16 GB. Runs the demo
 # locally and through SLURM, cancels one training job while it runs, then checks: every compute job
-# went through sbatch (train and evaluate in `gpu` with a GPU, faces in the default partition), the
+# went through sbatch (features, train, evaluate and robustness in `gpu` with a GPU, faces in the default partition), the
 # tiny rules did not, the cancelled job was resubmitted and the run completed, metrics equal the
 # local run's, and a second run submits nothing. Stops exactly the daemons it started, by PID.
 # The SLURM executor plugin is installed into a venv of this stage only (CI_SLURM_STATE), layered

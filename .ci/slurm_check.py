@@ -1,6 +1,6 @@
 """Checks of the CI SLURM stage (.ci/slurm.sh), from `scontrol -o show job` on stdin.
 
-Every compute job went through sbatch (train and evaluate in the `gpu` partition with a GPU, faces in
+Every compute job went through sbatch (features, train, evaluate and robustness in the `gpu` partition with a GPU, faces in
 the cluster's default partition), no tiny or download rule did, the cancelled training job was
 resubmitted with twice its memory and completed, and the metrics equal the local run's byte for byte.
 """
@@ -14,8 +14,8 @@ from collections import defaultdict
 from pathlib import Path
 
 DEFAULT_PARTITION = "main"
-COMPUTE = {"faces", "train", "evaluate"}
-GPU_RULES = {"train", "evaluate"}
+COMPUTE = {"faces", "features", "train", "evaluate", "robustness"}
+GPU_RULES = {"features", "train", "evaluate", "robustness"}
 
 
 def parse_jobs(text: str) -> list[dict]:

@@ -119,14 +119,16 @@ def test_slurm_profile_submits_gpu_jobs_and_keeps_tiny_rules_local(fresh):
     planned = by_rule(plan_with_slurm_profile(fresh, "results/report.html"))
     assert {r for r, js in planned.items() if all(j["local"] for j in js)} == {
         "download_dataset", "download_weights", "index", "manifest", "report"}
-    assert {r for r, js in planned.items() if not any(j["local"] for j in js)} == {"train", "evaluate"}
+    gpu_rules = {"train", "evaluate", "robustness"}  # (the real config has no frozen-features model)
+    assert {r for r, js in planned.items() if not any(j["local"] for j in js)} == gpu_rules
     config = yaml.safe_load((fresh / "config.yaml").read_text())
-    for rule in ("train", "evaluate"):
+    for rule in gpu_rules:
         for job in planned[rule]:
             res = job["resources"]
             assert res["slurm_partition"] == "gpu" and res["gpu"] == 1, job
             assert res["cpus_per_gpu"] == job["threads"] == 8  # the loader workers
-            assert (res["mem_mb"], res["runtime"]) == tuple(config["resources"][rule].values())
+            sized_as = "evaluate" if rule == "robustness" else rule
+            assert (res["mem_mb"], res["runtime"]) == tuple(config["resources"][sized_as].values())
     for rule in ("index", "manifest", "report"):
         assert "slurm_partition" not in planned[rule][0]["resources"]  # the cluster's default
 
