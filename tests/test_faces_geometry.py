@@ -182,9 +182,44 @@ def test_fetch_weights_downloads_each_file_once(tmp_path, monkeypatch):
         ckpt = fan.checkpoints_dir(dest)
         assert (ckpt / "a.pth").read_bytes() == b"A" * 1000 and (ckpt / "b.npy").read_bytes() == b"B" * 10
         assert json.loads(marker.read_text())["files"] == info["files"] and set(info["files"]) == {"a.pth", "b.npy"}
+        import os
+
+        mask = os.umask(0)
+        os.umask(mask)
+        assert {(ckpt / n).stat().st_mode & 0o777 for n in info["files"]} == {0o666 & ~mask}  # torch writes 0600
         n = len(hits)
         fan.fetch_weights(dest, "sfd", marker)  # present files are not fetched again
         assert len(hits) == n == 2
         fan.require_weights({"weights_dir": str(dest)})  # complete: no error
     finally:
         server.shutdown()
+
+
+class _Payload:
+    """A pickle that runs code when loaded with ``weights_only=False``."""
+
+    def __init__(self, flag):
+        self.flag = str(flag)
+
+    def __reduce__(self):
+        return (open, (self.flag, "w"))
+
+
+@pytest.mark.parametrize("bad", ["2DFAN4-11f355bf06.pth.tar", "s3fd-619a316812.pth"])
+def test_third_party_weights_are_never_unpickled(fan_weights, tmp_path, bad):
+    """face-alignment's detector unpickles a weight file it fetches by URL (``weights_only=False``);
+    the backend hands it the files by path instead, so every .pth goes through
+    ``torch.load(weights_only=True)`` and a file carrying code is refused without running it."""
+    import pickle
+    import shutil
+
+    root = tmp_path / "torch_home"
+    shutil.copytree(fan_weights, root)
+    flag = tmp_path / "code-ran"
+    torch.save({"weight": _Payload(flag)}, fan.checkpoints_dir(root) / bad)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        faces.make_backend("face_alignment", weights_dir=str(root), device="cpu")
+    assert not flag.exists()
+    assert fan.detector_files("blazeface", root) == {
+        "path_to_detector": str(fan.checkpoints_dir(root).resolve() / "blazeface.pth"),
+        "path_to_anchor": str(fan.checkpoints_dir(root).resolve() / "anchors.npy")}

@@ -274,3 +274,32 @@ def test_resume_gives_the_uninterrupted_result(toy, tmp_path, caplog):
     other = copy.deepcopy(cfg)
     other["loss"]["alignment"] = 0.0
     assert run(toy, grow, other)["resumed_from_epoch"] is None
+
+
+# ---------------------------------------------------------------------------- reproducible, readable outputs
+
+
+def test_adapter_bytes_are_reproducible_and_outputs_group_readable(toy, tmp_path):
+    """Two runs give byte-identical adapters (the safetensors header is canonical: its metadata keys
+    used to come out in varying order); every file written is 0644 and every folder 0755 under
+    umask 022 (safetensors itself writes 0600), the resumable state included."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        cfg = make_cfg(epochs=1)
+        run(toy, tmp_path / "a", cfg)
+        run(toy, tmp_path / "b", cfg)
+    finally:
+        os.umask(old)
+    a, b = (tmp_path / d / "adapter.safetensors" for d in "ab")
+    assert a.read_bytes() == b.read_bytes()
+    header = a.read_bytes()[8:8 + int.from_bytes(a.read_bytes()[:8], "little")]
+    keys = list(json.loads(header))
+    assert keys == sorted(keys) and list(json.loads(header)["__metadata__"]) == ["format", "meta"]
+    written = [p for p in (tmp_path / "a").rglob("*")]
+    assert {p.name for p in written} >= {"adapter.safetensors", "log.parquet", "work", "state.json"}
+    assert any(p.suffix == ".safetensors" and p.parent.name == "work" for p in written)
+    for p in written:
+        assert stat.S_IMODE(p.stat().st_mode) == (0o755 if p.is_dir() else 0o644), p

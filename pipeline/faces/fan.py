@@ -46,6 +46,16 @@ def checkpoints_dir(weights_dir: str | os.PathLike = DEFAULT_WEIGHTS_DIR) -> Pat
     return Path(weights_dir) / "hub" / "checkpoints"
 
 
+def detector_files(detector: str, weights_dir: str | os.PathLike) -> dict[str, str]:
+    """The detector's weight files passed by path: the package then loads them with
+    ``torch.load(weights_only=True)`` (by URL it unpickles them with ``weights_only=False``)."""
+    ckpt = checkpoints_dir(weights_dir).resolve()
+    names = list(weight_urls(detector))[1:]  # after 2D-FAN's (loaded with weights_only=True)
+    if detector == "sfd":
+        return {"path_to_detector": str(ckpt / names[0])}
+    return {"path_to_detector": str(ckpt / names[0]), "path_to_anchor": str(ckpt / names[1])}
+
+
 def require_weights(options: dict) -> None:
     """Raise ``FileNotFoundError`` naming each missing weight file, its URL and where to put it."""
     weights_dir = options.get("weights_dir", DEFAULT_WEIGHTS_DIR)
@@ -64,13 +74,15 @@ def fetch_weights(dest: str | os.PathLike, detector: str = "sfd", marker=None) -
     from torch.hub import download_url_to_file
 
     from pipeline.download import sha256_file, write_marker
+    from pipeline.files import replacing
 
     ckpt = checkpoints_dir(dest)
     ckpt.mkdir(parents=True, exist_ok=True)
     for name, url in weight_urls(detector).items():
         if not (ckpt / name).is_file():
             log.info("downloading %s into %s", url, ckpt)
-            download_url_to_file(url, str(ckpt / name), progress=False)
+            with replacing(ckpt / name) as tmp:  # torch writes 0600; outputs get the usual mode
+                download_url_to_file(url, str(tmp), progress=False)
     info = {"kind": "face_alignment", "detector": detector, "dir": str(Path(dest)),
             "files": {n: sha256_file(ckpt / n) for n in weight_urls(detector)}}
     return write_marker(marker, info) if marker else info
@@ -104,7 +116,8 @@ class FaceAlignmentBackend(FaceBackend):
         self.threshold = float(threshold)
         self.fa = face_alignment.FaceAlignment(
             face_alignment.LandmarksType.TWO_D, device=device, flip_input=flip_input, face_detector=detector,
-            compile=compile, max_batch_size=self.batch_size)
+            face_detector_kwargs=detector_files(detector, weights_dir), compile=compile,
+            max_batch_size=self.batch_size)
 
     def _faces(self, boxes, f: float) -> list[Face]:
         out = []

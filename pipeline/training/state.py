@@ -18,7 +18,7 @@ import polars as pl
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..files import write_json
+from ..files import replacing, write_json
 from .engine import RUNTIME_KEYS
 from .records import LOG_SCHEMA
 
@@ -59,8 +59,10 @@ def save_state(work_dir: Path, *, step: int, epochs_done: int, detector, opt, be
     them, so a kill at any point leaves either the previous complete state or the new one."""
     work_dir.mkdir(parents=True, exist_ok=True)
     tensors_name, log_name = f"state-{step:08d}.safetensors", f"log-{step:08d}.parquet"
-    save_file(_tensors(detector, opt, best, slerp_gen), str(work_dir / tensors_name))
-    pl.DataFrame(rows, schema=LOG_SCHEMA).write_parquet(work_dir / log_name)
+    with replacing(work_dir / tensors_name) as tmp:  # the usual mode (save_file writes 0600)
+        save_file(_tensors(detector, opt, best, slerp_gen), str(tmp))
+    with replacing(work_dir / log_name) as tmp:
+        pl.DataFrame(rows, schema=LOG_SCHEMA).write_parquet(tmp)
     state = {
         "format": STATE_FORMAT, **info, "step": step, "epoch": epochs_done,
         "best_epoch": best.get("epoch"), "best_metric": best.get("metric"),
