@@ -19,7 +19,6 @@ import io
 import json
 import math
 import random
-import tarfile
 from functools import partial
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
 from .model import CLIP_MEAN, CLIP_STD
+from .shards import check_shards, index_members
 
 _MEAN = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(3, 1, 1)
 _STD = torch.tensor(CLIP_STD, dtype=torch.float32).view(3, 1, 1)
@@ -275,8 +275,8 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 class ShardCrops(torch.utils.data.Dataset):
     """Random access to the crops listed in a FRAMES table (rows with a ``key``), by row number.
 
-    Each process indexes a shard's members (name -> offset, size) the first time it reads from it
-    and keeps the file open, so an item costs one seek and one read. Labels and video ids come from
+    Each process indexes a shard's members (name -> offset, size; checked by
+    :func:`pipeline.shards.index_members`) the first time it reads from it and keeps the file open, so an item costs one seek and one read. Labels and video ids come from
     the table (the manifest checked them against the shards). Augmentations are seeded by (seed,
     epoch, key): a crop gets the same pixels whatever the worker count or the order. An item is a
     row number, or ``(epoch, row)`` so that persistent workers need no :meth:`set_epoch` message.
@@ -304,8 +304,7 @@ class ShardCrops(torch.utils.data.Dataset):
 
     def _read(self, shard: str, name: str) -> bytes:
         if shard not in self._members:
-            with tarfile.open(shard) as tar:
-                self._members[shard] = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+            self._members[shard] = index_members(shard)  # checked: names, kinds, not truncated
             self._files[shard] = open(shard, "rb")
         try:
             offset, size = self._members[shard][name]
@@ -357,6 +356,7 @@ def shard_dataset(
     import webdataset as wds
 
     tars = [str(t) for t in tars]
+    check_shards(tars)  # a planted, damaged or truncated shard is refused before any crop is read
     augmenter = Augmenter(augment) if (train and augment is not None) else (None if train else transform)
     ds = wds.WebDataset(
         tars,
