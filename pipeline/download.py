@@ -29,7 +29,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from pipeline.files import write_json
+from pipeline.files import tar_ends_cleanly, write_json
 
 log = logging.getLogger("pipeline.download")
 
@@ -128,7 +128,9 @@ def _zip_members(archive: Path, dest: Path):
 def _tar_members(archive: Path, dest: Path):
     try:
         tf = tarfile.open(archive, "r:*")
-        members = tf.getmembers()  # reads the whole archive: a truncated one fails here
+        members = tf.getmembers()  # reads the whole archive: a truncated one fails here...
+        if not tar_ends_cleanly(tf):  # ...or, cut between two members, lacks the end marker
+            raise tarfile.ReadError("no end-of-archive marker after the last member")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise CorruptArchive(f"{archive} is not a complete tar archive ({exc}); it is probably truncated") from exc
     for m in members:

@@ -49,6 +49,14 @@ def canonical_safetensors(data: bytes) -> bytes:
     return len(text).to_bytes(8, "little") + text + data[8 + n:]
 
 
+def tar_ends_cleanly(tar) -> bool:
+    """Whether an open ``tarfile.TarFile`` whose members were all read ends with the end-of-archive
+    zero block. A tar cut short exactly between two members reads without error, as if complete:
+    only the missing marker tells."""
+    tar.fileobj.seek(tar.offset)
+    return tar.fileobj.read(512) == bytes(512)
+
+
 def write_text(path, text: str) -> None:
     with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

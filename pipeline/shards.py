@@ -13,6 +13,8 @@ import re
 import tarfile
 from pathlib import Path
 
+from .files import tar_ends_cleanly
+
 MEMBER = re.compile(r"[A-Za-z0-9_\-]+\.(png|json)")
 REBUILD = "delete it and its .parquet and run the workflow again to rebuild it"
 
@@ -60,14 +62,10 @@ def index_members(shard) -> dict[str, tuple[int, int]]:
                 if m.offset_data + m.size > size:
                     raise _truncated(shard, f"member {m.name!r} ends past the end of the file")
                 members[m.name] = (m.offset_data, m.size)
-            end = tar.offset
+            if not tar_ends_cleanly(tar):
+                raise _truncated(shard, "no end-of-archive marker after its last member")
     except tarfile.ReadError as exc:
         raise _truncated(shard, str(exc)) from None
-    with open(shard, "rb") as fh:
-        fh.seek(end)
-        tail = fh.read(1024)
-    if len(tail) < 1024 or tail.count(0) != 1024:
-        raise _truncated(shard, "no end-of-archive marker after its last member")
     return members
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -313,3 +314,39 @@ def test_official_tree_fakes_carry_their_mask_videos(tmp_path, put):
     mirror = tmp_path / "mirror"
     ffpp_tree(mirror, put, folders=("original", "Deepfakes"))
     assert index.list_videos("m", "ffpp", mirror, {"methods": ["real", "DF"]})["mask_path"].is_null().all()
+
+
+# ----------------------------------------------------------------------------- incomplete trees
+
+
+def test_celebdf_without_its_list_file_names_the_file_and_the_folders(tmp_path, put):
+    put(tmp_path, "Celeb-DF-v2/Celeb-real/id0_0001.mp4", "Celeb-DF-v2/Celeb-synthesis/id0_id1_0001.mp4")
+    with pytest.raises(DatasetLayoutError, match=r"expected List_of_testing_videos\.txt \(the official test list\) "
+                                                 r"beside the folders Celeb-real, YouTube-real, Celeb-synthesis in "
+                                                 rf"{re.escape(str(tmp_path))}.*Celeb-DF-v2"):
+        index.list_videos("cdf", "celebdf", tmp_path, {})
+
+
+def test_celebdf_missing_folder_is_named(tmp_path, put, caplog):
+    root = tmp_path / "Celeb-DF-v2"
+    root.mkdir()
+    (root / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0001.mp4\n1 YouTube-real/00001.mp4\n"
+                                                     "1 YouTube-real/00002.mp4\n0 Celeb-synthesis/id0_id1_0001.mp4\n")
+    put(root, "Celeb-real/id0_0001.mp4", "Celeb-synthesis/id0_id1_0001.mp4")
+    df = index.list_videos("cdf", "celebdf", tmp_path, {})
+    assert df.height == 4
+    assert (f"the test list {root / 'List_of_testing_videos.txt'} names 2 videos in {root / 'YouTube-real'}, "
+            "which is missing: they are indexed as 'file not found'") in caplog.text
+    assert "Celeb-real," not in caplog.text and str(root / "Celeb-real") not in caplog.text
+
+
+@pytest.mark.parametrize("mirror", [True, False])
+def test_ffpp_missing_method_folder_is_named(tmp_path, put, mirror):
+    ffpp_tree(tmp_path, put, folders=("original", "Deepfakes"), mirror=mirror)
+    folder = (tmp_path / "FaceForensics++_C23" / "Face2Face" if mirror
+              else tmp_path / "manipulated_sequences" / "Face2Face" / "c23" / "videos")
+    with pytest.raises(DatasetLayoutError, match=rf"no videos for methods \['F2F'\] under {re.escape(str(tmp_path))}; "
+                                                 rf"expected \*\.mp4 in F2F: {re.escape(str(folder))} \(found methods: \['DF', 'real'\]\)\. "
+                                                 r"Download the missing folder, or drop the method from "
+                                                 r"datasets\.ff\.options\.methods"):
+        index.list_videos("ff", "ffpp", tmp_path, {"methods": ["real", "DF", "F2F"]})

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 import logging
 import stat
 import zipfile
@@ -106,3 +107,94 @@ def test_fetch_kaggle_extracts_checksums_and_removes_the_archive(tmp_path, monke
     assert not (tmp_path / "ds/ff-c23.zip").exists()
     assert len(info["archive_sha256"]) == 64 and info["members"] == 2
     assert "s3cr3t-key-value" not in caplog.text and "s3cr3t-key-value" not in json.dumps(info)
+
+
+# ---------------------------------------------------------------------------- tar archives, truncation
+
+
+def make_tar(path, members: dict, special: dict | None = None, mode: str = "w"):
+    """A tar with regular ``members`` (name -> bytes) and ``special`` ones (name -> (type, link))."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, mode) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name, (kind, link) in (special or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, link
+            tf.addfile(info)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz"])
+@pytest.mark.parametrize("members, special, match", [
+    ({"ok.txt": b"y", "../evil.txt": b"x"}, None, r"'\.\./evil\.txt' would be written outside"),
+    ({"ok.txt": b"y", "/tmp/abs-evil.txt": b"x"}, None, r"'/tmp/abs-evil\.txt' would be written outside"),
+    ({"d/ok.txt": b"y", "d/../../evil.txt": b"x"}, None, "would be written outside"),
+    ({"ok.txt": b"y"}, {"up": (b"2", "../../evil.txt")}, r"'up' is a symbolic link"),
+    ({"ok.txt": b"y"}, {"passwd": (b"2", "/etc/passwd")}, r"'passwd' is a symbolic link"),
+    ({"ok.txt": b"y"}, {"hard": (b"1", "/etc/passwd")}, r"'hard' is a hard link"),
+    ({"ok.txt": b"y"}, {"tty": (b"3", "")}, r"'tty' is a device or fifo"),
+])
+def test_tar_escapes_links_and_devices_are_refused_and_nothing_is_written(tmp_path, mode, members, special, match):
+    archive = make_tar(tmp_path / "bad.tar", members, special, mode)
+    out = tmp_path / "dest" / "out"
+    with pytest.raises(download.DownloadError, match=match):
+        download.safe_extract(archive, out)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["bad.tar"]
+
+
+def test_zip_member_climbing_out_of_a_folder_is_refused(tmp_path):
+    z = make_zip(tmp_path / "bad.zip", {"d/ok.txt": b"y", "d/../../evil.txt": b"x"})
+    with pytest.raises(download.DownloadError, match=r"'d/\.\./\.\./evil\.txt' would be written outside"):
+        download.safe_extract(z, tmp_path / "dest" / "out")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["bad.zip"]
+
+
+def _tar_cut_between_members(path):
+    import tarfile
+
+    with tarfile.open(path) as tf:
+        second = tf.getmembers()[1]
+    return path.read_bytes()[:second.offset]  # the first member whole, then nothing: no error from tarfile
+
+
+@pytest.mark.parametrize("kind, cut", [
+    ("zip", lambda p: p.read_bytes()[: p.stat().st_size * 2 // 3]),
+    ("tar", lambda p: p.read_bytes()[: p.stat().st_size // 3]),
+    ("tar", _tar_cut_between_members),
+    ("tar.gz", lambda p: p.read_bytes()[: p.stat().st_size * 2 // 3]),
+])
+def test_truncated_archive_is_detected_deleted_and_fetched_again(tmp_path, kind, cut):
+    """Through the Kaggle fetch (client replaced by a writer of the archive's bytes): a cut-short
+    archive of any kind is refused before anything is extracted and deleted, so the next run fetches
+    it again and then extracts it whole."""
+    members = {"FaceForensics++_C23/original/000.mp4": b"v" * 4000, "FaceForensics++_C23/original/001.mp4": b"w" * 3000,
+               "csv/meta.csv": b"a,b\n"}
+    src = tmp_path / f"whole.{kind}"
+    if kind == "zip":
+        make_zip(src, members)
+    else:
+        make_tar(src, members, mode="w:gz" if kind == "tar.gz" else "w")
+    whole = src.read_bytes()
+    served = {"data": cut(src)}
+
+    class Client:
+        calls = 0
+
+        def dataset_download_files(self, slug, path, unzip, quiet):
+            Client.calls += 1
+            (Path(path) / f"{slug.split('/')[1]}.{kind}").write_bytes(served["data"])
+
+    dest = tmp_path / "resources" / "ffpp"
+    with pytest.raises(download.CorruptArchive, match=r"ff\.(zip|tar|tar\.gz) is not a (valid zip|complete tar) "
+                                                      r"archive .*truncated.*deleted: run the workflow again"):
+        download.fetch_kaggle("someone/ff", dest, api=Client())
+    assert list(dest.iterdir()) == []  # nothing extracted, the bad archive gone
+    served["data"] = whole
+    info = download.fetch_kaggle("someone/ff", dest, api=Client())
+    assert Client.calls == 2 and info["members"] == 3
+    assert (dest / "FaceForensics++_C23/original/001.mp4").read_bytes() == b"w" * 3000

@@ -7,6 +7,7 @@ Celeb-DF++ nests its fakes as ``Celeb-synthesis/<family>/<method>/``.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +17,7 @@ from pipeline.adapters.base import (FAKE, REAL, DatasetLayoutError, Protocol, li
 REAL_FOLDERS = ("Celeb-real", "YouTube-real")
 FAKE_FOLDER = "Celeb-synthesis"
 LIST = "List_of_testing_videos.txt"
+log = logging.getLogger("pipeline.index")
 # Celeb-DF++ fakes per method in its test list: face swap 8 x 200, reenactment 7 x 200, talking face 7 x 300
 CDFPP_FAMILIES = {
     "FaceSwap": ("Celeb-DF", "BlendFace", "GHOST", "HifiFace", "InSwapper", "MobileFaceSwap", "SimSwap", "UniFace"),
@@ -65,6 +67,12 @@ def celebdf_protocol(options: dict) -> list[Protocol]:
 
 
 def listed_rows(base: Path, test: dict[str, int], options: dict, method_of) -> Iterator[dict]:
+    for folder in sorted({rel.rsplit("/", 1)[0] for rel in test}):
+        if not (base / folder).is_dir():
+            n = sum(rel.startswith(folder + "/") for rel in test)
+            log.warning("the test list %s names %d videos in %s, which is missing: they are indexed as 'file not "
+                        "found' (download or unpack that folder and run again)",
+                        base / options.get("test_list", LIST), n, base / folder)
     for rel, label in sorted(test.items()):
         folder, name = rel.rsplit("/", 1)
         vid = video_id(rel)

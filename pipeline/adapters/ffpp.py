@@ -99,8 +99,10 @@ def adapter_ffpp(dataset: str, root: Path, options: dict) -> Iterator[dict]:
             f"{listing(root)}")
     absent = [m for m in methods if m not in found]
     if absent:
-        raise DatasetLayoutError(f"dataset {dataset!r}: methods {absent} not found under {root} "
-                                 f"(found: {sorted(found)})")
+        where = "; ".join(f"{m}: {folders.get(m, '(no folder for this method)')}" for m in absent)
+        raise DatasetLayoutError(f"dataset {dataset!r}: no videos for methods {absent} under {root}; expected "
+                                 f"*.mp4 in {where} (found methods: {sorted(found)}). Download the missing "
+                                 f"folder, or drop the method from datasets.{dataset}.options.methods")
     split_of = ffpp_splits()
     for method in methods:
         for stem, path in found[method].items():
