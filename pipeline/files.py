@@ -8,6 +8,7 @@ filesystem). A failure removes the temporary file and leaves any earlier output 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from pathlib import Path
@@ -19,21 +20,49 @@ def _umask() -> int:
     return mask
 
 
+class OutputError(OSError):
+    """Writing an output failed (disk full, no permission): the message names the output."""
+
+
+_WRITE_ERRORS = {
+    errno.ENOSPC: "the disk is full: free space there (or point results/ at a larger disk)",
+    errno.EDQUOT: "your disk quota is used up: free space or ask for a larger quota",
+    errno.EFBIG: "the file is larger than this filesystem allows",
+    errno.EROFS: "the filesystem is read-only: run from a writable working directory",
+    errno.EACCES: "permission denied: make that folder writable for you",
+    errno.EPERM: "permission denied: make that folder writable for you",
+}
+
+
+def _output_error(path: Path, tmp: Path, exc: OSError) -> OSError:
+    """``exc`` re-said naming ``path`` when it is a failure to write it; else ``exc`` itself (e.g. an
+    input that could not be read inside the block)."""
+    ours = exc.filename is None or Path(exc.filename) in (path, tmp, path.parent)
+    if exc.errno not in _WRITE_ERRORS or not ours or isinstance(exc, OutputError):
+        return exc
+    return OutputError(exc.errno, f"cannot write {path}: {_WRITE_ERRORS[exc.errno]}, then run the workflow "
+                                  f"again. Nothing was written under that name ({exc.strerror})")
+
+
 @contextlib.contextmanager
 def replacing(path):
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
 
     The file gets the usual permissions (0644 under umask 022), whatever the writer created the
     temporary file with (safetensors writes 0600), so colleagues on a shared cluster can read it.
+    A full disk or a permission error raises :class:`OutputError` naming ``path``; any earlier
+    ``path`` is left as it was and the temporary file is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         if tmp.is_file():
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _output_error(path, tmp, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -15,6 +15,7 @@ import cv2
 import polars as pl
 
 from .. import logs, tables
+from ..files import replacing
 from .backends import BACKENDS, make_backend, preflight
 from .extract import CropSettings, extract_video
 
@@ -176,20 +177,18 @@ def extract_chunk(videos: pl.DataFrame, tar_path, parquet_path, backend: str = "
     rows = videos.sort("video_id").to_dicts() if videos.height else []
 
     pool, results = _results(rows, backend, backend_options, settings, threads, mp_context)
-    tmp_tar = tar_path.with_name(tar_path.name + ".tmp")
     try:
-        records = _write_tar(tmp_tar, rows, results, progress)
-        if pool is not None:
-            pool.close()
-            pool.join()
+        with replacing(tar_path) as tmp_tar:  # renamed only once the tar and the table are complete
+            records = _write_tar(tmp_tar, rows, results, progress)
+            if pool is not None:
+                pool.close()
+                pool.join()
+            tables.write_parquet(_frames_table(records, tar_path), parquet_path, tables.FRAMES, "frames")
     except BaseException:
         if pool is not None:
             pool.terminate()
             pool.join()
-        tmp_tar.unlink(missing_ok=True)
         raise
-    tables.write_parquet(_frames_table(records, tar_path), parquet_path, tables.FRAMES, "frames")
-    tmp_tar.replace(tar_path)
 
     failures = Counter(r["status"] for r in records if r["status"] != tables.STATUS_OK)
     return {
