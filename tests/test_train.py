@@ -255,6 +255,7 @@ def test_resume_gives_the_uninterrupted_result(toy, tmp_path, caplog):
         summary = run(toy, part, cfg)
     assert "resumed" in caplog.text and summary["resumed_from_epoch"] == 1
     resumed = load_file(str(part / "adapter.safetensors"))
+    assert (part / "adapter.safetensors").read_bytes() == (full / "adapter.safetensors").read_bytes()
     assert resumed.keys() == reference.keys()
     for name in reference:
         assert torch.equal(resumed[name], reference[name]), name

@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,8 +28,11 @@ def _cfg():
 def _command(toy, tmp_path):  # noqa: F811
     cfg = _cfg()
     cfg.pop("backbone")
-    config = {"seed": 0, "weights": {"toy": {"path": str(toy["backbone"])}},
-              "training": {**cfg, "weights": "toy"}, "models": {"m": {}}}
+    # a complete workflow config (the CLI validates it against the schema): the demo's, with this training
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "demo.yaml").read_text())
+    cfg["data"]["dataset"] = "demo"
+    config.update({"seed": 0, "weights": {"toy": {"path": str(toy["backbone"])}},
+                   "training": {**cfg, "weights": "toy"}, "models": {"m": {}}, "robustness": {}})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     return [sys.executable, "-m", "pipeline", "train", "--config", str(tmp_path / "config.yaml"), "--model", "m",
             "--frames", str(toy["frames"]), "--weights", str(toy["backbone"]), "--out-dir", str(tmp_path / "out"),

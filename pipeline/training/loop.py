@@ -314,7 +314,10 @@ def finish(run: Run, adapter_path: Path, log_path: Path, t_start: float) -> dict
     }
     if run.world.main:
         write_log(run.rows, log_path)
-        save_adapter(detector, adapter_path, meta={k: v for k, v in summary.items() if k != "train_seconds"})
+        # the run's history (time taken, where it resumed) is not the adapter's content: an adapter is
+        # byte-identical whether or not its training was interrupted
+        save_adapter(detector, adapter_path, meta={k: v for k, v in summary.items()
+                                                   if k not in ("train_seconds", "resumed_from_epoch")})
     distributed.barrier(run.world)
     return summary
 
