@@ -43,6 +43,24 @@ def frame_counts(frames: pl.DataFrame) -> dict:
     }
 
 
+PROBLEM_VIDEOS_LISTED = 200  # stats.json and the report list at most this many videos with problems
+
+
+def problem_videos(videos: pl.DataFrame, frames: pl.DataFrame) -> list[dict]:
+    """The videos with a sampled frame (or, undecodable, the whole video) without a crop, by id: their
+    crop count, rows without a crop per reason (``status``) and the index's error text, if any."""
+    without = frames.filter(pl.col("key").is_null()).with_columns(pl.col("status").fill_null("unknown"))
+    if not without.height:
+        return []
+    reasons: dict[str, dict] = {}
+    for vid, status, n in without.group_by("video_id", "status").len().sort("video_id", "status").iter_rows():
+        reasons.setdefault(vid, {})[status] = int(n)
+    crops = dict(frames.group_by("video_id").agg(pl.col("key").is_not_null().sum()).iter_rows())
+    errors = dict(videos.select("video_id", "error").iter_rows())
+    return [{"video_id": vid, "crops": int(crops.get(vid, 0)), "reasons": why, "error": errors.get(vid)}
+            for vid, why in reasons.items()]
+
+
 def data_stats(dataset: str, videos: pl.DataFrame, frames: pl.DataFrame) -> dict:
     """Counts of videos, frames, faces and failures (the keys the report reads)."""
     def counts(df, col):
@@ -50,6 +68,7 @@ def data_stats(dataset: str, videos: pl.DataFrame, frames: pl.DataFrame) -> dict
 
     fc = frame_counts(frames)
     crops = frames.filter(pl.col("key").is_not_null())
+    problems = problem_videos(videos, frames)
     return {
         "dataset": dataset,
         "videos": videos.height,
@@ -64,6 +83,8 @@ def data_stats(dataset: str, videos: pl.DataFrame, frames: pl.DataFrame) -> dict
         "frames_by_status": counts(frames.with_columns(pl.col("status").fill_null("unknown")), "status"),
         "videos_without_crops": len(fc["videos_without_crops"]),
         "shards": int(frames["shard"].n_unique()),
+        "problem_videos": problems[:PROBLEM_VIDEOS_LISTED],
+        "problem_videos_total": len(problems),
     }
 
 

@@ -65,7 +65,19 @@ def _row(ds: dict, st: dict, missing: str | None, reasons: list[str]) -> dict:
         "failures": [num(frame_fails.get(r)) if r in frame_fails else DASH for r in reasons],
         "without_crops": num(st.get("videos_without_crops")), "mismatch": _balance(frames, faces, frame_fails),
         "incomplete": [c["message"] for c in st.get("completeness") or [] if not c.get("complete")],
+        "problems": _problems(st), "problems_total": st.get("problem_videos_total") or 0,
     }
+
+
+def _problems(st: dict) -> list[dict]:
+    """The listed videos with frames (or the whole video) without a crop, each with its reasons."""
+    out = []
+    for p in st.get("problem_videos") or []:
+        if isinstance(p, dict) and isinstance(p.get("reasons"), dict):
+            reasons = ", ".join(f"{r} ({num(n)})" for r, n in p["reasons"].items())
+            out.append({"video_id": str(p.get("video_id")), "crops": num(p.get("crops")), "reasons": reasons,
+                        "error": p.get("error") or ""})
+    return out
 
 
 def dataset_rows(datasets: list[dict]) -> tuple[list[dict], list[str]]:
