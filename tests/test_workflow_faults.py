@@ -104,12 +104,14 @@ def small_workflow(repo: Path, dest: Path) -> Path:
 
 
 def outputs(work: Path) -> dict[str, bytes]:
-    """Every output that must be byte-identical run to run: shards, tables, stats, adapters, metrics.
-    (The training log's ``seconds`` column and the report's run times are not: compared apart.)"""
+    """Every output that must be byte-identical run to run: shards, tables, stats, adapters, scores,
+    metrics. Not the job logs and benchmark files (times), the training work state, the training log's
+    ``seconds`` column (compared apart) or the report (it shows run times)."""
     out = {}
     for p in sorted((work / RESULTS).rglob("*")):
-        rel = p.relative_to(work).as_posix()
-        if p.is_file() and "/work/" not in rel and p.name not in ("train_log.parquet", "report.html"):
+        rel = p.relative_to(work / RESULTS).as_posix()
+        if (p.is_file() and rel.split("/")[0] not in ("logs", "benchmarks", "work")
+                and p.name not in ("train_log.parquet", "report.html")):
             out[rel] = p.read_bytes()
     return out
 
@@ -205,15 +207,19 @@ def test_killed_jobs_and_snakemake_then_the_same_command_gives_identical_outputs
     final = tmp_tar.with_name(tmp_tar.name.removesuffix(".tmp"))
     assert not final.exists() and not final.with_suffix(".parquet").exists()  # never taken as complete
 
-    # 2. the same command, SIGKILLed as a whole while training; meanwhile a second run is refused
+    # 2. the same command again; a second snakemake started while it runs is refused by the lock...
     run = _start(work)
-    state = work / RESULTS / "work" / "train" / "lnclip_df" / "state.json"
-    _wait_for(lambda: _pids_running(work, "train.py") and state.exists(), run, timeout=600)
+    _wait_for(lambda: _pids_running(work, "faces.py"), run)
     second = snakemake(work, *COMMAND, check=False)
     assert second.returncode != 0 and "Directory cannot be locked" in second.stdout + second.stderr
+    assert run.poll() is None  # (the first run was still going)
+    # ...and the whole snakemake (its jobs too) is SIGKILLed once training has saved a state
+    state = work / RESULTS / "work" / "train" / "lnclip_df" / "state.json"
+    adapter = work / RESULTS / "models" / "lnclip_df" / "adapter.safetensors"
+    _wait_for(lambda: state.exists() or adapter.exists(), run, timeout=600)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=60)
-    assert not (work / RESULTS / "models" / "lnclip_df" / "adapter.safetensors").exists()
+    assert not (work / RESULTS / "eval").exists()  # killed mid-run: nothing evaluated yet
 
     # 3. the stale lock says what to do; after --unlock the same command completes
     stale = snakemake(work, *COMMAND, check=False)
@@ -225,6 +231,6 @@ def test_killed_jobs_and_snakemake_then_the_same_command_gives_identical_outputs
     assert sorted(got) == sorted(want)
     assert {k for k in want if k.endswith(".tar")} and {k for k in want if k.endswith("metrics.json")}
     assert [k for k in want if got[k] != want[k]] == []
-    log = f"{RESULTS}/models/lnclip_df/train_log.parquet"
+    log = f"{RESULTS}/models/lnclip_df/train_log.parquet"  # equal but for its seconds column
     assert pl.read_parquet(work / log).drop("seconds").equals(pl.read_parquet(ref / log).drop("seconds"))
     assert not list((work / RESULTS).rglob("*.tmp"))
