@@ -70,3 +70,20 @@ def test_manifest_refuses_an_incomplete_set_of_shards(tmp_path):
     with pytest.raises(ValueError, match="3 videos .* have no row"):
         manifest.build_manifest(v, [tmp_path / "a.parquet"], *out)
     assert not out[0].exists()  # nothing half-written
+
+
+def test_problem_videos_name_each_video_with_its_reasons():
+    videos = pl.DataFrame({"video_id": ["ok", "cut", "gone", "dark"],
+                           "error": [None, None, "cannot open", None]})
+    rows = [("ok", 0, "ok", "k0"), ("ok", 5, "ok", "k1"),
+            ("cut", 0, "ok", "k2"), ("cut", 5, "read_failed", None), ("cut", 9, "read_failed", None),
+            ("gone", None, "decode_error", None),
+            ("dark", 0, "no_face", None), ("dark", 5, "too_small", None)]
+    frames = pl.DataFrame(rows, schema={"video_id": pl.String, "frame_idx": pl.Int64, "status": pl.String,
+                                        "key": pl.String}, orient="row")
+    assert manifest.problem_videos(videos, frames) == [
+        {"video_id": "cut", "crops": 1, "reasons": {"read_failed": 2}, "error": None},
+        {"video_id": "dark", "crops": 0, "reasons": {"no_face": 1, "too_small": 1}, "error": None},
+        {"video_id": "gone", "crops": 0, "reasons": {"decode_error": 1}, "error": "cannot open"},
+    ]
+    assert manifest.problem_videos(videos, frames.filter(pl.col("video_id") == "ok")) == []
