@@ -6,14 +6,18 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
 
+from pipeline.config import load
+
 from test_train import make_cfg, run, toy  # noqa: F401  (the toy fixture)
 
+REPO = Path(__file__).resolve().parents[1]
 EVERY = 5  # engine.checkpoint_every
 STEP = re.compile(r"epoch (\d+) step (\d+): lr")
 
@@ -27,8 +31,9 @@ def _cfg():
 def _command(toy, tmp_path):  # noqa: F811
     cfg = _cfg()
     cfg.pop("backbone")
-    config = {"seed": 0, "weights": {"toy": {"path": str(toy["backbone"])}},
-              "training": {**cfg, "weights": "toy"}, "models": {"m": {}}}
+    config = load(REPO / "config.yaml")  # a complete config: the CLI validates it as the workflow does
+    config.update({"seed": 0, "weights": {"toy": {"path": str(toy["backbone"])}},
+                   "training": {**cfg, "weights": "toy"}, "models": {"m": {}}})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     return [sys.executable, "-m", "pipeline", "train", "--config", str(tmp_path / "config.yaml"), "--model", "m",
             "--frames", str(toy["frames"]), "--weights", str(toy["backbone"]), "--out-dir", str(tmp_path / "out"),
