@@ -52,7 +52,7 @@ def validate_config(config: dict, schema: str | Path = SCHEMA, source: str = "co
         doc = yaml.safe_load(fh)
     errors = list(Draft202012Validator(doc).iter_errors(config))
     if errors:
-        lines = sorted(line for e in errors for line in _schema_error(e).split("\n  "))
+        lines = sorted({line for e in errors for line in _schema_error(e).split("\n  ")})
         more = f"\n  ... and {len(lines) - 10} more" if len(lines) > 10 else ""
         raise ConfigError(f"{source} does not match {Path(schema).name}:\n  " + "\n  ".join(lines[:10]) + more)
     validate(config, str(schema), set_default=True)

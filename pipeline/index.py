@@ -51,6 +51,32 @@ def list_videos(dataset: str, adapter: str, root: str | Path, options: dict | No
     return df
 
 
+FINGERPRINT_BYTES = 1 << 20
+
+
+def fingerprint(path: str | Path) -> str | None:
+    """A short content digest of a video file (its size and its first and last MiB), or of a folder of
+    frames (every file's name, size and first MiB): it changes when the content does, without reading
+    whole datasets. ``None`` when the path cannot be read (the probe reports why)."""
+    import hashlib
+
+    path = Path(path)
+    h = hashlib.sha256()
+    try:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            size = f.stat().st_size
+            h.update(f"{f.relative_to(path).as_posix() if f != path else ''}\0{size}\0".encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(FINGERPRINT_BYTES))
+                if not path.is_dir() and size > 2 * FINGERPRINT_BYTES:
+                    fh.seek(size - FINGERPRINT_BYTES)
+                    h.update(fh.read(FINGERPRINT_BYTES))
+    except OSError:
+        return None
+    return h.hexdigest()[:16]
+
+
 def probe_videos(paths: list[str], threads: int = 1) -> list[dict]:
     """``pipeline.video.probe`` for each path (threads: OpenCV releases the GIL while decoding); a
     folder of frame images (imported crops) is probed by ``pipeline.importing.probe_frames``."""
@@ -58,7 +84,8 @@ def probe_videos(paths: list[str], threads: int = 1) -> list[dict]:
     from pipeline.video import probe
 
     def one(path):
-        return probe_frames(path) if Path(path).is_dir() else probe(path)
+        info = probe_frames(path) if Path(path).is_dir() else probe(path)
+        return {**info, "fingerprint": fingerprint(path)}
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         return list(pool.map(one, paths))
@@ -136,7 +163,7 @@ def build_index(dataset: str, adapter: str, root: str | Path, options: dict | No
     probes = probe_videos(df["path"].to_list(), threads)
     df = df.with_columns(pl.DataFrame(probes, schema={"frame_count": pl.Int64, "fps": pl.Float64,
                                                       "width": pl.Int32, "height": pl.Int32,
-                                                      "error": pl.String}))
+                                                      "error": pl.String, "fingerprint": pl.String}))
     df = assign_chunks(df, chunk_size, chunk_seed)
     for row in df.filter(pl.col("error").is_not_null()).iter_rows(named=True):
         log.warning("%s: %s is unreadable (%s); it is kept in the index and reported", dataset,

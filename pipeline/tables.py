@@ -37,6 +37,9 @@ VIDEOS = {
     "error": pl.String,  # why the video could not be probed; null when readable
     "mask_path": pl.String,  # optional manipulation-mask video (FF++ official tree, DFD); faces picks that face
     "chunk": pl.Int32,  # faces job that processes it (per split)
+    # content fingerprint (size and first/last MiB): a changed file reruns the faces jobs, an identical
+    # re-download does not
+    "fingerprint": pl.String,
 }
 
 FRAMES = {

@@ -155,3 +155,29 @@ def test_celebdf_adapter_on_a_generated_tree(tmp_path):
     (tmp_path / "List_of_testing_videos.txt").write_text("2 Celeb-real/id3_0002.mp4\n")
     with pytest.raises(index.DatasetLayoutError, match="line 1"):
         index.list_videos("cdf", "celebdf", tmp_path, {})
+
+
+def test_fingerprint_follows_content_not_names_or_times(tmp_path):
+    """Same bytes, same fingerprint (a re-download reruns nothing); other bytes of the same size and
+    name, another fingerprint (the faces jobs rerun); a folder of frames likewise."""
+    from pipeline.index import FINGERPRINT_BYTES, fingerprint
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, 3 * FINGERPRINT_BYTES, dtype=np.uint8).tobytes()
+    a, b = tmp_path / "a.mp4", tmp_path / "b" / "a.mp4"
+    b.parent.mkdir()
+    a.write_bytes(data)
+    b.write_bytes(data)
+    os.utime(b, (1, 1))
+    assert fingerprint(a) == fingerprint(b) and len(fingerprint(a)) == 16
+    tail = bytearray(data)
+    tail[-10] ^= 0xFF  # a change in the last MiB only
+    b.write_bytes(bytes(tail))
+    assert fingerprint(b) != fingerprint(a)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "000.png").write_bytes(b"x" * 100)
+    first = fingerprint(frames)
+    (frames / "000.png").write_bytes(b"y" * 100)
+    assert fingerprint(frames) != first
+    assert fingerprint(tmp_path / "missing.mp4") is None

@@ -13,8 +13,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from pipeline.config import load
+
 from test_train import make_cfg, run, toy  # noqa: F401  (the toy fixture)
 
+REPO = Path(__file__).resolve().parents[1]
 EVERY = 5  # engine.checkpoint_every
 STEP = re.compile(r"epoch (\d+) step (\d+): lr")
 
@@ -28,11 +31,9 @@ def _cfg():
 def _command(toy, tmp_path):  # noqa: F811
     cfg = _cfg()
     cfg.pop("backbone")
-    # a complete workflow config (the CLI validates it against the schema): the demo's, with this training
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "demo.yaml").read_text())
-    cfg["data"]["dataset"] = "demo"
+    config = load(REPO / "config.yaml")  # a complete config: the CLI validates it as the workflow does
     config.update({"seed": 0, "weights": {"toy": {"path": str(toy["backbone"])}},
-                   "training": {**cfg, "weights": "toy"}, "models": {"m": {}}, "robustness": {}})
+                   "training": {**cfg, "weights": "toy"}, "models": {"m": {}}})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     return [sys.executable, "-m", "pipeline", "train", "--config", str(tmp_path / "config.yaml"), "--model", "m",
             "--frames", str(toy["frames"]), "--weights", str(toy["backbone"]), "--out-dir", str(tmp_path / "out"),

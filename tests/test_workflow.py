@@ -261,6 +261,16 @@ def test_adapter_option_and_source_edits_take_one_run(demo_copy):
     run_demo(demo_copy, cfg)
     assert planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {}
     assert pl.read_parquet(demo_copy / "results/demo/demo_shift/videos.parquet")["frame_count"].max() == 20
+    # New content under the same file names and probe values (another blend): the faces jobs see it.
+    shards = demo_copy / "results/demo/demo_shift/shards"
+    before = {p.name: p.read_bytes() for p in shards.glob("*.tar")}
+    cfg = demo_variant(demo_copy, "content", lambda c: (
+        c["datasets"]["demo_shift"].update(options={"file": "labels.csv"}),
+        c["datasets"]["demo_shift"]["source"]["demo"].update(frames=20, blend={"color_shift": 0.2})))
+    run_demo(demo_copy, cfg)
+    after = {p.name: p.read_bytes() for p in shards.glob("*.tar")}
+    assert before.keys() == after.keys() and all(before[n] != after[n] for n in before)
+    assert planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {}
 
 
 def test_weights_settings_edit_retrains(demo):
