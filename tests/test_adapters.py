@@ -345,8 +345,8 @@ def test_ffpp_missing_method_folder_is_named(tmp_path, put, mirror):
     ffpp_tree(tmp_path, put, folders=("original", "Deepfakes"), mirror=mirror)
     folder = (tmp_path / "FaceForensics++_C23" / "Face2Face" if mirror
               else tmp_path / "manipulated_sequences" / "Face2Face" / "c23" / "videos")
-    with pytest.raises(DatasetLayoutError, match=rf"no videos for methods \['F2F'\] under {re.escape(str(tmp_path))}; "
-                                                 rf"expected \*\.mp4 in F2F: {re.escape(str(folder))} \(found methods: \['DF', 'real'\]\)\. "
-                                                 r"Download the missing folder, or drop the method from "
-                                                 r"datasets\.ff\.options\.methods"):
+    expected = (rf"no videos for methods \['F2F'\] under {re.escape(str(tmp_path))}; expected \*\.mp4 in F2F: "
+                rf"{re.escape(str(folder))} \(found methods: \['DF', 'real'\]\)\. Download the missing folder, or "
+                r"drop the method from datasets\.ff\.options\.methods")
+    with pytest.raises(DatasetLayoutError, match=expected):
         index.list_videos("ff", "ffpp", tmp_path, {"methods": ["real", "DF", "F2F"]})
