@@ -89,11 +89,11 @@ def small_workflow(repo: Path, dest: Path) -> Path:
     work = copy_workflow(repo, dest)
     cfg = yaml.safe_load((work / "config/demo.yaml").read_text())
     cfg["results"] = RESULTS
-    cfg["datasets"]["demo"]["source"]["demo"].update(counts={"train": 6, "val": 2, "test": 3}, frames=12)
+    cfg["datasets"]["demo"]["source"]["demo"].update(counts={"train": 4, "val": 2, "test": 2}, frames=12)
     cfg["datasets"].pop("demo_shift")
     cfg["datasets"]["bad"] = {"adapter": "csv", "source": {"path": "media/bad"}}
-    cfg["faces"].update(num_frames=4, chunk_size=4, threads=1)
-    cfg["training"]["optim"].update(epochs=3, batch_size=8)
+    cfg["faces"].update(num_frames=4, chunk_size=6, threads=1)
+    cfg["training"]["optim"].update(epochs=3, cycle_epochs=3, batch_size=8)
     cfg["models"] = {"lnclip_df": {}}
     cfg["benchmarks"] = {"demo": {"dataset": "demo", "split": "test"}, "bad": {"dataset": "bad", "split": "test"}}
     cfg["robustness"] = {}
