@@ -41,3 +41,24 @@ def backbone_dir(tmp_path_factory, tiny_clip) -> Path:
     from pipeline.model import save_random_backbone
 
     return save_random_backbone(tmp_path_factory.mktemp("clip") / "tiny", tiny_clip, seed=0, with_text=True)
+
+
+# A tiny DINOv3 ViT config (register tokens and layer scale as in the released models), random weights.
+TINY_DINOV3 = dict(
+    model_type="dinov3_vit",
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=32,
+    patch_size=8,
+    num_register_tokens=2,
+)
+
+
+@pytest.fixture(scope="session")
+def dinov3_dir(tmp_path_factory) -> Path:
+    """A tiny random DINOv3ViTModel saved with save_pretrained (the hub checkpoint's format)."""
+    from pipeline.model import save_random_backbone
+
+    return save_random_backbone(tmp_path_factory.mktemp("dinov3") / "tiny", TINY_DINOV3, seed=0)
