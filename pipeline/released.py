@@ -141,28 +141,40 @@ def map_gend(cfg: dict, tensors: dict[str, torch.Tensor], backbone: torch.nn.Mod
         raise ReleasedError(f"checkpoint does not match the backbone: unknown {(unknown + unexpected)[:5]}, "
                             f"missing {missing[:5]}")
     detector = Detector(backbone, ln_tuning=True, l2_norm=HEADS[cfg["head"]])
-    trainable = detector.trainable_parameters()
-    exact = all(t.dtype == torch.float32 for t in state.values())
-    max_diff = 0.0
-    with torch.no_grad():
-        sources = tuned.state_dict()
-        for name, target in backbone.state_dict().items():
-            source = sources[name]
-            if f"backbone.{name}" in trainable:
-                trainable[f"backbone.{name}"].copy_(source)
-                continue
-            diff = (target.float() - source.float()).abs().max().item() if target.numel() else 0.0
-            tol = 0.0 if exact else 1e-2 * max(1.0, target.abs().max().item())
-            if diff > tol:
-                raise ReleasedError(f"{name}: frozen tensor differs from the backbone's by {diff:.3g}; the "
-                                    "checkpoint was trained from other weights (check models.<name>.weights)")
-            max_diff = max(max_diff, diff)
-        for name, tensor in head.items():
-            if tuple(trainable[name].shape) != tuple(tensor.shape):
-                raise ReleasedError(f"{name}: checkpoint shape {tuple(tensor.shape)}, "
-                                    f"detector {tuple(trainable[name].shape)}")
-            trainable[name].copy_(tensor.to(torch.float32))
+    max_diff = _take_layernorms(detector, tuned, exact=all(t.dtype == torch.float32 for t in state.values()))
+    _take_head(detector, head)
     return detector, {"loaded": len(state) + len(head), "unused": unused, "frozen_max_diff": max_diff}
+
+
+@torch.no_grad()
+def _take_layernorms(detector: Detector, tuned: torch.nn.Module, exact: bool) -> float:
+    """Copy the tuned backbone's trainable tensors (LayerNorms) into ``detector``; every other tensor
+    must equal the detector's backbone's (exactly for an fp32 checkpoint). Returns the largest difference."""
+    trainable = detector.trainable_parameters()
+    sources = tuned.state_dict()
+    max_diff = 0.0
+    for name, target in detector.backbone.state_dict().items():
+        source = sources[name]
+        if f"backbone.{name}" in trainable:
+            trainable[f"backbone.{name}"].copy_(source)
+            continue
+        diff = (target.float() - source.float()).abs().max().item() if target.numel() else 0.0
+        tol = 0.0 if exact else 1e-2 * max(1.0, target.abs().max().item())
+        if diff > tol:
+            raise ReleasedError(f"{name}: frozen tensor differs from the backbone's by {diff:.3g}; the "
+                                "checkpoint was trained from other weights (check models.<name>.weights)")
+        max_diff = max(max_diff, diff)
+    return max_diff
+
+
+@torch.no_grad()
+def _take_head(detector: Detector, head: dict[str, torch.Tensor]) -> None:
+    trainable = detector.trainable_parameters()
+    for name, tensor in head.items():
+        if tuple(trainable[name].shape) != tuple(tensor.shape):
+            raise ReleasedError(f"{name}: checkpoint shape {tuple(tensor.shape)}, "
+                                f"detector {tuple(trainable[name].shape)}")
+        trainable[name].copy_(tensor.to(torch.float32))
 
 
 def convert_released(released_dir, backbone_dir, cfg: dict, adapter_path, log_path) -> dict:

@@ -43,17 +43,9 @@ def backbone_dir(tmp_path_factory, tiny_clip) -> Path:
     return save_random_backbone(tmp_path_factory.mktemp("clip") / "tiny", tiny_clip, seed=0, with_text=True)
 
 
-# A tiny DINOv3 ViT config (register tokens and layer scale as in the released models), random weights.
-TINY_DINOV3 = dict(
-    model_type="dinov3_vit",
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    image_size=32,
-    patch_size=8,
-    num_register_tokens=2,
-)
+# A tiny DINOv3 ViT config of the same size (with register tokens and layer scale, as the released
+# models), random weights.
+TINY_DINOV3 = dict(TINY_CLIP, model_type="dinov3_vit", num_register_tokens=2)
 
 
 @pytest.fixture(scope="session")

@@ -287,6 +287,8 @@ def test_released_dinov3_checkpoints_that_do_not_fit_are_refused(dinov3_dir, bac
         map_gend(cfg, {k: v for k, v in tensors.items() if not k.endswith("layer.0.norm1.weight")}, backbone())
     with pytest.raises(ReleasedError, match="missing \\['head.bias'\\]"):
         map_gend(cfg, {k: v for k, v in tensors.items() if k != "model.linear.bias"}, backbone())
+    with pytest.raises(ReleasedError, match="head.weight: checkpoint shape \\(2, 48\\), detector \\(2, 32\\)"):
+        map_gend(cfg, {**tensors, "model.linear.weight": torch.zeros(2, 48)}, backbone())
     wrong = {**tensors, "feature_extractor.backbone.norm.weight": torch.ones(48)}
     with pytest.raises(ReleasedError, match="checkpoint does not match the backbone \\(DINOv3ViTModel"):
         map_gend(cfg, wrong, backbone())
