@@ -52,7 +52,9 @@ STYLES = ("gradient", "texture")
 # ``shift``: max translation of the source copy, as a fraction of the face width;
 # ``hull_scale``: the landmark hull is scaled about its centroid by a factor in this range;
 # ``mask_blur``: Gaussian sigma of the mask edge in pixels of a 256-px frame (scaled with size);
-# ``ratio``: blend-ratio range (the mask's maximum).
+# ``ratio``: blend-ratio range (the mask's maximum);
+# ``downscale``: range of the factor by which the source copy is shrunk and re-enlarged before
+#   blending (1 = untouched): the resolution mismatch of a face synthesised smaller than the frame.
 DEFAULT_BLEND = {
     "color_shift": 0.07,
     "contrast": 0.08,
@@ -61,6 +63,7 @@ DEFAULT_BLEND = {
     "hull_scale": (0.92, 1.04),
     "mask_blur": 5.0,
     "ratio": (0.75, 1.0),
+    "downscale": (1.0, 1.0),
 }
 
 # Head-and-shoulders ellipse in astronaut coordinates (centre, semi-axes), before blurring.
@@ -227,6 +230,7 @@ def blend_params(rng: np.random.Generator, blend: dict | None = None) -> dict:
         "hull_scale": float(rng.uniform(*cfg["hull_scale"])),
         "mask_blur": float(cfg["mask_blur"]),
         "ratio": float(rng.uniform(*cfg["ratio"])),
+        "downscale": float(rng.uniform(*cfg["downscale"])),
     }
 
 
@@ -261,6 +265,10 @@ def self_blend(frame: np.ndarray, landmarks: np.ndarray, params: dict) -> tuple[
     src = cv2.warpAffine(
         frame, m, (frame.shape[1], size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
     )
+    if params.get("downscale", 1.0) < 1.0:
+        small = max(8, round(size * params["downscale"]))
+        src = cv2.resize(cv2.resize(src, (small, small), interpolation=cv2.INTER_AREA), (frame.shape[1], size),
+                         interpolation=cv2.INTER_LINEAR)
     src = src.astype(np.float32)
     mean = src.mean(axis=(0, 1), keepdims=True)
     src = (src - mean) * params["contrast"] + mean + params["color_shift"]

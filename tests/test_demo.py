@@ -106,6 +106,23 @@ def test_blend_parameters_control_the_fake():
         demo.blend_params(np.random.default_rng(0), {"colour": 1})
 
 
+def test_downscale_blurs_only_the_blended_face():
+    """``downscale``: the source copy loses its fine detail (a face synthesised at low resolution); the
+    frame outside the mask is untouched, and the other draws of the fake are unchanged."""
+    sharp = demo.render_pair(4, 3, frames=2, blend={"downscale": (1.0, 1.0)})
+    soft = demo.render_pair(4, 3, frames=2, blend={"downscale": (0.2, 0.2)})
+    real, mask = sharp[0][0], sharp[2][0]
+    assert np.array_equal(real, soft[0][0]) and np.array_equal(mask, soft[2][0])
+
+    def detail(img):  # high-frequency energy inside the blended region
+        lap = cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)
+        return float((lap[mask > 0.8 * mask.max()] ** 2).mean())
+
+    assert detail(soft[1][0]) < 0.6 * detail(sharp[1][0])
+    outside = mask < 1e-6
+    assert np.array_equal(soft[1][0][outside], sharp[1][0][outside])
+
+
 def test_styles_differ_and_bad_arguments(tmp_path):
     def roughness(im):
         """RMS of a smoothed 40x40 background corner around its best-fitting plane."""
