@@ -67,6 +67,7 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     std = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1).to(x.device, non_blocking=True)
     return (x.to(torch.float32) / 255.0 - mean) / std
 
+
 ADAPTER_FORMAT = "lnclip-df-adapter/1"
 
 
@@ -189,8 +190,8 @@ class Detector(nn.Module):
         self.hidden_size = int(backbone.config.hidden_size)
         self.image_size = square_size(backbone.config.image_size)
         stats = family(backbone.config.model_type)
-        self.register_buffer("pixel_mean", torch.tensor(stats.mean, dtype=torch.float32).view(3, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(stats.std, dtype=torch.float32).view(3, 1, 1), False)
+        for name, values in (("pixel_mean", stats.mean), ("pixel_std", stats.std)):  # constants: never saved
+            self.register_buffer(name, torch.tensor(values, dtype=torch.float32).view(3, 1, 1), persistent=False)
         self.head = nn.Linear(self.hidden_size, self.num_classes, bias=True)
         backbone.requires_grad_(False)
         if self.ln_tuning:
