@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from PIL import Image
-from transformers import CLIPConfig, CLIPModel
+from transformers import CLIPModel
 
 from pipeline.evaluate import evaluate_benchmark
 from pipeline.features import extract_features, read_features
