@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faces_workers import cpu_name  # noqa: E402
 
-from pipeline.data import Augmenter, ShardCrops, normalize, preprocess  # noqa: E402
+from pipeline.data import Augmenter, ShardCrops, to_uint8  # noqa: E402
+from pipeline.model import CLIP_MEAN, CLIP_STD, normalize  # noqa: E402
 from pipeline.training.loader import train_loader  # noqa: E402
 
 
@@ -85,7 +86,7 @@ class PngFolder(torch.utils.data.Dataset):
 
         img = Image.open(self.files[i]).convert("RGB")
         img = self.augmenter(img, random.Random(i + 1000 * self.epoch))
-        return preprocess(img, self.image_size), i % 2
+        return normalize(to_uint8(img, self.image_size), CLIP_MEAN, CLIP_STD), i % 2
 
 
 def _cpu_seconds() -> float:
@@ -147,7 +148,7 @@ def main(argv=None) -> None:
                   (("reference", PngFolder(folder, a.image_size).__getitem__), ("ours", dataset.__getitem__))}
         batch = next(iter(ours_loader()))["pixel_values"]
         t0 = time.perf_counter()
-        normalize(batch)
+        normalize(batch, CLIP_MEAN, CLIP_STD)
         norm_ms = (time.perf_counter() - t0) * 1e3
     print(f"device: {cpu_name()} ({a.workers} loader workers, {os.cpu_count()} CPUs visible), "
           f"{a.crops} crops {a.size}px -> {a.image_size}px, batch {a.batch}")

@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faces_workers import cpu_name  # noqa: E402
 
-from pipeline.data import normalize  # noqa: E402
 from pipeline.losses import LossConfig, slerp  # noqa: E402
 from pipeline.model import Detector  # noqa: E402
 from pipeline.optimizers import make_optimizer  # noqa: E402
@@ -78,7 +77,7 @@ def reference_slerp(features, labels):
 
 def reference_step(detector, opt, loss_fn, pixels_u8, labels, device, logs):
     """The straightforward step: float batch built on the host, eager fp32 model under autocast."""
-    x = normalize(pixels_u8).to(device)
+    x = detector.normalize(pixels_u8).to(device)
     y = labels.to(device)
     with torch.autocast(device.type, dtype=torch.bfloat16):
         features = detector.features(x)
@@ -144,7 +143,7 @@ def main(argv=None) -> None:
 
     def infer():
         with torch.inference_mode(), autocast(device, dtype):
-            ours.eval()(normalize(pixels.to(device, non_blocking=True)))
+            ours.eval()(ours.normalize(pixels.to(device, non_blocking=True)))
     t_inf = timed(infer, steps, device)
 
     name = torch.cuda.get_device_name() if gpu else f"{cpu_name()} ({a.threads} threads)"

@@ -156,7 +156,7 @@ def _check_kind(config: dict, name: str, cfg: dict) -> None:
         entry = config["weights"].get(released) if released else None
         if entry is None or "random" in entry:
             raise ConfigError(f"models.{name}.released: name the weights entry that holds the published checkpoint "
-                              f"(hub: or path:, e.g. yermandy/GenD_CLIP_L_14); got {released!r} "
+                              f"(hub: or path:, e.g. yermandy/GenD_CLIP_L_14 or yermandy/GenD_DINOv3_L); got {released!r} "
                               f"(known: {', '.join(config['weights'])})")
     elif released is not None:
         raise ConfigError(f"models.{name}.released is set but kind is {kind!r}; add kind: released")

@@ -1,7 +1,8 @@
 """Model input: preprocessing, training augmentations and WebDataset shard loading.
 
-* :func:`preprocess` - the CLIP processor for square crops: RGB, bicubic resize to the model's
-  image size, /255, CLIP mean/std (as CLIP's image processor).
+* :func:`to_uint8` - square crops as the model sees them: RGB, bicubic resize to the model's image
+  size (as CLIP's image processor), ``uint8``; the detector normalises them with its backbone's
+  mean/std (:meth:`pipeline.model.Detector.normalize`), batched on its device.
 * :class:`Augmenter` - the training augmentations of the LNCLIP-DF recipe in PIL (no torchvision):
   horizontal flip, affine, Gaussian blur, brightness/contrast, JPEG; each with its own probability.
 * :class:`ShardCrops` + :func:`epoch_order` - training: random access to the crops listed in a
@@ -25,37 +26,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
-from .model import CLIP_MEAN, CLIP_STD
 from .shards import check_shards, index_members
-
-_MEAN = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(3, 1, 1)
-_STD = torch.tensor(CLIP_STD, dtype=torch.float32).view(3, 1, 1)
-
-
-def preprocess(img: Image.Image, image_size: int) -> torch.Tensor:
-    """PIL image -> normalised float tensor ``[3, image_size, image_size]``.
-
-    RGB, bicubic (PIL) resize of the whole image to a square (for the square face crops this is what
-    CLIP's processor does: shortest-side resize then a no-op centre crop), scale to [0, 1], subtract
-    CLIP's mean and divide by its std. Equal, bit for bit, to ``normalize(to_uint8(img, size))``.
-    """
-    return normalize(to_uint8(img, image_size))
 
 
 def to_uint8(img: Image.Image, image_size: int) -> torch.Tensor:
     """PIL image -> RGB ``uint8`` tensor ``[3, image_size, image_size]`` (bicubic PIL resize).
 
-    What the loader ships: a quarter of float32's bytes; :func:`normalize` runs on the device."""
+    What the loaders ship: a quarter of float32's bytes; :meth:`~pipeline.model.Detector.normalize`
+    runs on the device."""
     img = img.convert("RGB")
     if img.size != (image_size, image_size):
         img = img.resize((image_size, image_size), Image.BICUBIC)
     return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1)
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """``uint8 [..., 3, H, W]`` (any device) -> float32 scaled to [0, 1] and CLIP-normalised there."""
-    mean, std = _MEAN.to(x.device, non_blocking=True), _STD.to(x.device, non_blocking=True)
-    return (x.to(torch.float32) / 255.0 - mean) / std
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,8 +240,8 @@ def _decode(sample: dict, *, image_size: int, augmenter: Augmenter | None, seed:
     key = sample["__key__"]
     info = json.loads(sample["json"])
     return {
-        "pixel_values": normalize(_decode_png(sample["png"], key=key, image_size=image_size,
-                                              augmenter=augmenter, seed=seed, epoch=epoch)),
+        "pixel_values": _decode_png(sample["png"], key=key, image_size=image_size, augmenter=augmenter, seed=seed,
+                                    epoch=epoch),
         "label": int(info["label"]),
         "key": key,
         "video_id": info["video_id"],
@@ -276,11 +258,12 @@ class ShardCrops(torch.utils.data.Dataset):
     """Random access to the crops listed in a FRAMES table (rows with a ``key``), by row number.
 
     Each process indexes a shard's members (name -> offset, size; checked by
-    :func:`pipeline.shards.index_members`) the first time it reads from it and keeps the file open, so an item costs one seek and one read. Labels and video ids come from
-    the table (the manifest checked them against the shards). Augmentations are seeded by (seed,
+    :func:`pipeline.shards.index_members`) the first time it reads from it and keeps the file open,
+    so an item costs one seek and one read. Labels and video ids come from the table (the manifest
+    checked them against the shards). Augmentations are seeded by (seed,
     epoch, key): a crop gets the same pixels whatever the worker count or the order. An item is a
     row number, or ``(epoch, row)`` so that persistent workers need no :meth:`set_epoch` message.
-    ``pixel_values`` are ``uint8``: the consumer applies :func:`normalize` on its device. With
+    ``pixel_values`` are ``uint8``: the consumer applies the detector's ``normalize`` on its device. With
     augmentations the OpenCV path (:func:`_decode_train`) runs; without (validation), the PIL path
     that evaluation uses, so validation scores equal evaluation's.
     """
@@ -344,7 +327,8 @@ def shard_dataset(
     shuffle_buffer: int = 2000,
     transform=None,
 ):
-    """An iterable over the crops in ``tars``: dicts ``{pixel_values, label, key, video_id, shard}``.
+    """An iterable over the crops in ``tars``: dicts ``{pixel_values, label, key, video_id, shard}``
+    (``pixel_values``: ``uint8 [3, image_size, image_size]``, normalised by the consumer's detector).
 
     ``keys`` keeps only those sample keys (None keeps all). For ``train`` the shard order and the
     samples (buffer of ``shuffle_buffer``) are shuffled with seeds derived from ``(seed, epoch)``, and

@@ -42,7 +42,7 @@ def backbone_features(detector: Detector, crops: pl.DataFrame, *, batch_size: in
     with torch.inference_mode():
         for batch in make_loader(dataset, batch_size=batch_size, workers=workers, drop_last=False):
             with autocast(device):
-                feats = detector.features(batch["pixel_values"].to(device, non_blocking=True))
+                feats = detector.features(detector.normalize(batch["pixel_values"].to(device, non_blocking=True)))
             for shard, key, f in zip(batch["shards"], batch["keys"], feats.float().cpu().numpy()):
                 got[(shard, key)] = f
     order = list(zip(crops.get_column("shard").to_list(), crops.get_column("key").to_list()))

@@ -1,9 +1,12 @@
-"""The LNCLIP-DF detector: a CLIP vision tower with LN-tuning and a (L2-normalised) linear head.
+"""The LNCLIP-DF detector: a ViT backbone with LN-tuning and a (L2-normalised) linear head.
 
-As in arXiv 2508.06248 and its code. The backbone is ``transformers.CLIPVisionModel``; the
-feature is its ``pooler_output`` (CLS token after ``post_layernorm``, before any projection).
-LN-tuning makes every ``nn.LayerNorm`` of the backbone trainable in place (functionally identical
-to peft's LNTuning wrapper); everything else in the backbone is frozen.
+As in arXiv 2508.06248 and its code. The backbone is ``transformers.CLIPVisionModel`` (LNCLIP-DF)
+or ``transformers.DINOv3ViTModel`` (GenD's DINOv3 variant); the feature is its ``pooler_output``:
+the CLS token after the final LayerNorm (CLIP's ``post_layernorm``, before any projection; DINOv3's
+``norm``). LN-tuning makes every ``nn.LayerNorm`` of the backbone trainable in place (functionally
+identical to peft's LNTuning wrapper); everything else in the backbone is frozen. Each backbone
+family brings the pixel mean/std its image processor uses (:data:`BACKBONES`);
+:meth:`Detector.normalize` applies them.
 
 Weights we write are safetensors holding only the trainable tensors (an "adapter", ~0.4 MB for
 ViT-L/14) plus a JSON of the model flags and backbone id in the safetensors metadata. Never pickle.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,6 +30,43 @@ from .files import canonical_safetensors, replacing
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # DINOv3ViTImageProcessor's
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A backbone family: its transformers class and the pixel statistics of its image processor."""
+
+    model_class: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+# ``model_type`` of a checkpoint's config.json -> family (a full CLIPModel checkpoint loads its vision tower).
+BACKBONES = {
+    "clip": Family("CLIPVisionModel", CLIP_MEAN, CLIP_STD),
+    "clip_vision_model": Family("CLIPVisionModel", CLIP_MEAN, CLIP_STD),
+    "dinov3_vit": Family("DINOv3ViTModel", IMAGENET_MEAN, IMAGENET_STD),
+}
+
+
+def family(model_type: str, where="backbone") -> Family:
+    """The :class:`Family` of a config's ``model_type``; raises naming what is supported."""
+    try:
+        return BACKBONES[model_type]
+    except KeyError:
+        raise ValueError(f"{where}: model_type {model_type!r} is not a supported backbone; use a CLIP "
+                         "(e.g. openai/clip-vit-large-patch14) or DINOv3 ViT (e.g. "
+                         "facebook/dinov3-vitl16-pretrain-lvd1689m) checkpoint") from None
+
+
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """``uint8 [..., 3, H, W]`` (any device) -> float32 scaled to [0, 1], minus ``mean``, over ``std``."""
+    mean = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1).to(x.device, non_blocking=True)
+    std = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1).to(x.device, non_blocking=True)
+    return (x.to(torch.float32) / 255.0 - mean) / std
+
 
 ADAPTER_FORMAT = "lnclip-df-adapter/1"
 
@@ -35,7 +76,7 @@ ADAPTER_FORMAT = "lnclip-df-adapter/1"
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """Silence transformers' load report (the text tower of a full CLIP checkpoint is UNEXPECTED)."""
     from transformers.utils import logging as hf_logging
 
@@ -52,40 +93,53 @@ def _quiet_transformers():
 
 
 def load_backbone(name_or_path: str | os.PathLike, attn_implementation: str | None = None):
-    """Load the CLIP vision tower from a hub id or a local directory (same code path), in fp32.
+    """Load a backbone from a hub id or a local directory (same code path), in fp32.
 
-    Works for a saved full ``CLIPModel`` (e.g. ``openai/clip-vit-large-patch14``; its text tower and
-    projections are ignored) and for a saved ``CLIPVisionModel``. Raises if any vision weight is
-    missing from the checkpoint (which would otherwise be silently random-initialised).
+    A CLIP vision tower, from a saved full ``CLIPModel`` (e.g. ``openai/clip-vit-large-patch14``; its
+    text tower and projections are ignored) or a saved ``CLIPVisionModel``; or a ``DINOv3ViTModel``
+    (e.g. ``facebook/dinov3-vitl16-pretrain-lvd1689m``). The family comes from the checkpoint's
+    ``config.json``. Raises if any backbone weight is missing from the checkpoint (which would
+    otherwise be silently random-initialised).
     ``attn_implementation``: transformers' attention kernel (``sdpa``, ``eager``, ...; None = its default).
     """
-    from transformers import CLIPVisionModel
+    import transformers
+    from transformers import AutoConfig
 
-    with _quiet_transformers():
-        model, info = CLIPVisionModel.from_pretrained(
+    with quiet_transformers():
+        model_type = AutoConfig.from_pretrained(str(name_or_path)).model_type
+        model_class = getattr(transformers, family(model_type, str(name_or_path)).model_class)
+        model, info = model_class.from_pretrained(
             str(name_or_path), output_loading_info=True, dtype=torch.float32, attn_implementation=attn_implementation
         )
     missing = info.get("missing_keys") or []
     mismatched = info.get("mismatched_keys") or []
     if missing or mismatched:
         raise ValueError(
-            f"{name_or_path}: not a CLIP vision checkpoint; missing {sorted(missing)[:5]}, "
+            f"{name_or_path}: not a complete {model_class.__name__} checkpoint; missing {sorted(missing)[:5]}, "
             f"mismatched {list(mismatched)[:5]}"
         )
     return model
 
 
-def save_random_backbone(out_dir, vision_config: dict, seed: int, with_text: bool = True) -> Path:
-    """Save a randomly initialised (tiny) CLIP with ``save_pretrained`` - for the demo and tests.
+def save_random_backbone(out_dir, config: dict, seed: int, with_text: bool = True) -> Path:
+    """Save a randomly initialised (tiny) backbone with ``save_pretrained`` - for the demo and tests.
 
-    With ``with_text`` a full ``CLIPModel`` with a tiny text tower is saved, i.e. the same checkpoint
-    format as ``openai/clip-vit-large-patch14``; otherwise a bare ``CLIPVisionModel``.
+    ``config`` holds a ``CLIPVisionConfig``'s fields, or ``model_type: dinov3_vit`` and a
+    ``DINOv3ViTConfig``'s fields (a bare ``DINOv3ViTModel``, the format of the hub's DINOv3). For
+    CLIP with ``with_text`` a full ``CLIPModel`` with a tiny text tower is saved, i.e. the same
+    checkpoint format as ``openai/clip-vit-large-patch14``; otherwise a bare ``CLIPVisionModel``.
     """
-    from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModel
+    from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModel, DINOv3ViTConfig, DINOv3ViTModel
 
     out_dir = Path(out_dir)
+    config = dict(config)
     torch.manual_seed(seed)
-    if with_text:
+    model_type = config.pop("model_type", "clip_vision_model")
+    if model_type not in ("clip_vision_model", "dinov3_vit"):
+        raise ValueError(f"random backbone: model_type {model_type!r}; use clip_vision_model (default) or dinov3_vit")
+    if model_type == "dinov3_vit":
+        model = DINOv3ViTModel(DINOv3ViTConfig(**config))
+    elif with_text:
         text = dict(
             hidden_size=32,
             intermediate_size=64,
@@ -97,13 +151,20 @@ def save_random_backbone(out_dir, vision_config: dict, seed: int, with_text: boo
             eos_token_id=1,
             pad_token_id=1,
         )
-        config = CLIPConfig(text_config=text, vision_config=dict(vision_config), projection_dim=16)
-        model = CLIPModel(config)
+        model = CLIPModel(CLIPConfig(text_config=text, vision_config=config, projection_dim=16))
     else:
-        model = CLIPVisionModel(CLIPVisionConfig(**vision_config))
-    with _quiet_transformers():
+        model = CLIPVisionModel(CLIPVisionConfig(**config))
+    with quiet_transformers():
         model.save_pretrained(out_dir)
     return out_dir
+
+
+def square_size(image_size) -> int:
+    """A config's ``image_size`` (an int, or ``[h, w]`` with h == w) as one int."""
+    sizes = {int(s) for s in image_size} if isinstance(image_size, (list, tuple)) else {int(image_size)}
+    if len(sizes) != 1:
+        raise ValueError(f"backbone image_size {image_size!r} is not square; the detector takes square crops")
+    return sizes.pop()
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,11 +172,13 @@ def save_random_backbone(out_dir, vision_config: dict, seed: int, with_text: boo
 
 
 class Detector(nn.Module):
-    """CLIP vision backbone + linear head; logit 0 = real, 1 = fake.
+    """ViT backbone (CLIP vision tower or DINOv3) + linear head; logit 0 = real, 1 = fake.
 
     * ``ln_tuning``: every LayerNorm of the backbone is trainable (weight + bias), the rest frozen.
     * ``l2_norm``: the head sees the L2-normalised feature (LinearNorm head); else the raw feature.
     The normalised feature ``z`` is always returned too: the metric losses act on it.
+    :meth:`forward` takes normalised pixels: :meth:`normalize` makes them from ``uint8`` crops with
+    the backbone family's mean/std.
     """
 
     def __init__(self, backbone: nn.Module, ln_tuning: bool, l2_norm: bool, num_classes: int = 2):
@@ -125,7 +188,10 @@ class Detector(nn.Module):
         self.l2_norm = bool(l2_norm)
         self.num_classes = int(num_classes)
         self.hidden_size = int(backbone.config.hidden_size)
-        self.image_size = int(backbone.config.image_size)
+        self.image_size = square_size(backbone.config.image_size)
+        stats = family(backbone.config.model_type)
+        for name, values in (("pixel_mean", stats.mean), ("pixel_std", stats.std)):  # constants: never saved
+            self.register_buffer(name, torch.tensor(values, dtype=torch.float32).view(3, 1, 1), persistent=False)
         self.head = nn.Linear(self.hidden_size, self.num_classes, bias=True)
         backbone.requires_grad_(False)
         if self.ln_tuning:
@@ -143,11 +209,15 @@ class Detector(nn.Module):
             "image_size": self.image_size,
         }
 
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``uint8 [..., 3, H, W]`` crops -> the backbone's float32 input (its family's mean/std)."""
+        return normalize(pixels, self.pixel_mean, self.pixel_std)
+
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
     def features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``pooler_output`` of the backbone, ``[B, hidden]``.
+        """``pooler_output`` of the backbone (the CLS token after its last LayerNorm), ``[B, hidden]``.
 
         When no backbone parameter is trainable (linear probe) it runs without building a graph.
         """

@@ -2,8 +2,8 @@
 
 Kinds (``weights.<name>`` in the config): ``hub`` (a Hugging Face model id such as
 ``openai/clip-vit-large-patch14``, fetched once, safetensors only), ``path`` (a local directory saved
-with ``save_pretrained``: air-gapped clusters), ``random`` (a tiny randomly initialised CLIP saved
-with ``save_pretrained``: the demo and the tests load it through the same code path as the real
+with ``save_pretrained``: air-gapped clusters), ``random`` (a tiny randomly initialised CLIP, or
+DINOv3 ViT with ``model_type: dinov3_vit``, saved with ``save_pretrained``: the demo and the tests load it through the same code path as the real
 backbone). A ``.done`` marker with the files' checksums ends each fetch.
 """
 
@@ -43,7 +43,7 @@ def fetch_weights(name: str, entry: dict, dest: str | Path, marker: str | Path, 
     elif kind == "path":
         if not (Path(value) / "config.json").is_file():
             raise DownloadError(f"weights.{name}.path: {value} holds no config.json; point it at a directory "
-                                "saved with save_pretrained (a CLIP or CLIP vision model)")
+                                "saved with save_pretrained (a CLIP, CLIP vision or DINOv3 ViT model)")
         dest = Path(value)
         info = {"kind": "path", "path": str(dest.resolve())}
     else:

@@ -218,7 +218,7 @@ def test_model_kinds_are_checked(repo):
 
 def test_every_commented_variant_in_config_yaml_is_valid(repo):
     text = (repo / "config.yaml").read_text()
-    variants = re.findall(r"^  # ((?:ln|gend)\w*: \{.*)$", text, flags=re.M)
+    variants = re.findall(r"^  # ((?:ln|gend|dinov3)\w*: \{.*)$", text, flags=re.M)  # models and their weights
     assert len(variants) >= 8
     enabled = text
     for line in variants:
@@ -229,6 +229,10 @@ def test_every_commented_variant_in_config_yaml_is_valid(repo):
     assert {"ln", "ln_l2", "ln_l2_unal", "gend", "lnclip_df_25pct"} <= set(cfg["models"])
     assert pconfig.model_config(cfg, "gend")["slerp"]["enabled"] is False
     assert pconfig.model_config(cfg, "lnclip_df_expand")["slerp"]["expand_to"] == 1024
+    assert cfg["weights"]["gend_dinov3_l"] == {"hub": "yermandy/GenD_DINOv3_L"}
+    dinov3 = pconfig.train_params(cfg, "gend_dinov3_released")["model"]
+    assert dinov3["backbone"] == "facebook/dinov3-vitl16-pretrain-lvd1689m"
+    assert dinov3["checkpoint"] == "yermandy/GenD_DINOv3_L"
 
 
 def test_faces_params_hold_the_crop_and_the_backend(repo):

@@ -10,7 +10,8 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from pipeline.data import DEFAULT_AUGMENT, Augmenter, make_loader, preprocess, shard_dataset
+from pipeline.data import DEFAULT_AUGMENT, Augmenter, make_loader, shard_dataset, to_uint8
+from pipeline.model import normalize
 from pipeline.tables import sample_key
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -21,6 +22,10 @@ OFF = {name: {"p": 0.0} for name in DEFAULT_AUGMENT}
 
 def noise_image(seed, size=64):
     return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def preprocess(img, size, mean=MEAN, std=STD):
+    return normalize(to_uint8(img, size), mean, std)
 
 
 def test_preprocess_constant_image():
@@ -37,7 +42,9 @@ def test_preprocess_constant_image():
 
 def test_preprocess_resize_is_pil_bicubic():
     img = noise_image(0)
-    ref = np.asarray(img.resize((32, 32), Image.BICUBIC), dtype=np.float64) / 255
+    resized = np.array(img.resize((32, 32), Image.BICUBIC))
+    assert torch.equal(to_uint8(img, 32), torch.from_numpy(resized).permute(2, 0, 1))
+    ref = resized.astype(np.float64) / 255
     ref = (ref - np.array(MEAN)) / np.array(STD)
     assert np.allclose(preprocess(img, 32).permute(1, 2, 0).numpy(), ref, atol=1e-5)
 
@@ -132,9 +139,8 @@ def test_shard_dataset_eval_order_filter_and_fields(tmp_path):
     assert (
         samples[1]["label"] == 1 and samples[1]["video_id"] == "DF/000_001" and samples[0]["shard"] == tars[0]
     )
-    assert samples[0]["pixel_values"].shape == (3, 32, 32)
-    expected = preprocess(noise_image(0), 32)
-    assert torch.equal(samples[0]["pixel_values"], expected)
+    assert samples[0]["pixel_values"].shape == (3, 32, 32) and samples[0]["pixel_values"].dtype == torch.uint8
+    assert torch.equal(samples[0]["pixel_values"], to_uint8(noise_image(0), 32))
     keep = {keys[0], keys[7]}
     assert [
         s["key"] for s in shard_dataset(tars, keep, train=False, image_size=32, seed=0, epoch=0, augment=None)
@@ -208,8 +214,7 @@ def test_opencv_augmentations_follow_the_pil_semantics():
 
 
 def test_uint8_batches_normalised_on_the_device_equal_preprocess():
-    from pipeline.data import normalize, to_uint8
-
     img = _astronaut(100)
-    assert torch.equal(normalize(to_uint8(img, 32)[None])[0], preprocess(img, 32))
     assert to_uint8(img, 32).dtype == torch.uint8
+    batch = torch.stack([to_uint8(img, 32), to_uint8(img.rotate(90), 32)])
+    assert torch.equal(normalize(batch, MEAN, STD)[1], preprocess(img.rotate(90), 32))

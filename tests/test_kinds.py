@@ -3,6 +3,7 @@ features, scikit-learn) and published GenD weights mapped onto the detector."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -15,13 +16,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from transformers import CLIPConfig, CLIPModel
+from PIL import Image
+from transformers import CLIPModel
 
 from pipeline.evaluate import evaluate_benchmark
 from pipeline.features import extract_features, read_features
 from pipeline.logistic import score_features_file, train_logistic
 from pipeline.model import Detector, load_backbone, load_detector
 from pipeline.predict import predict_frames
+from pipeline.predict.scoring import score_pngs
 from pipeline.released import ReleasedError, convert_released, map_gend
 from pipeline.train import LOG_SCHEMA
 
@@ -48,7 +51,7 @@ def test_features_are_the_backbone_output_in_frames_order(toy, features):  # noq
                        augment=None)
     sample = next(iter(torch.utils.data.DataLoader(ds, batch_size=1)))
     with torch.no_grad():
-        direct = detector.features(sample["pixel_values"])[0].numpy()
+        direct = detector.features(detector.normalize(sample["pixel_values"]))[0].numpy()
     assert np.allclose(x[0], direct, atol=1e-5)
     again = features["val"].with_name("again.parquet")
     extract_features(toy["frames"], "val", toy["backbone"], again, batch_size=32)
@@ -162,5 +165,133 @@ def test_released_checkpoints_that_do_not_fit_are_refused(backbone_dir, tmp_path
         map_gend(cfg, {k: v for k, v in tensors.items() if k != "model.linear.weight"}, backbone())
     with pytest.raises(ReleasedError, match="unknown \\['extra.thing'\\]"):
         map_gend(cfg, {**tensors, "extra.thing": torch.zeros(1)}, backbone())
-    with pytest.raises(ReleasedError, match="not a CLIP vision tower"):
+    with pytest.raises(ReleasedError, match="vit_pe_core_large_patch14_336' is a Perception Encoder, which GenD "
+                                            "builds with timm .*transformers provides no such model"):
         map_gend({**cfg, "backbone": "vit_pe_core_large_patch14_336"}, tensors, backbone())
+    with pytest.raises(ReleasedError, match="neither a CLIP vision tower nor a DINOv3 ViT"):
+        map_gend({**cfg, "backbone": "facebook/dinov2-with-registers-base"}, tensors, backbone())
+    with pytest.raises(ReleasedError, match="unknown GenD head 'MLP'"):
+        map_gend({**cfg, "head": "MLP"}, tensors, backbone())
+
+
+# A GenD model with a DINOv3 backbone, as the authors' code builds it: GenD.feature_extractor is a
+# DINOEncoder whose `backbone` is AutoModel.from_pretrained(<dinov3 id>); GenD.model is a LinearProbe
+# whose `linear` is nn.Linear(hidden, 2), applied to the L2-normalised feature for the LinearNorm head.
+class DINOEncoder(torch.nn.Module):
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x):
+        return self.backbone(x).last_hidden_state[:, 0]
+
+
+class LinearProbe(torch.nn.Module):
+    def __init__(self, dim, normalize_inputs):
+        super().__init__()
+        self.linear = torch.nn.Linear(dim, 2)
+        self.normalize_inputs = normalize_inputs
+
+    def forward(self, x):
+        return self.linear(F.normalize(x, p=2, dim=1) if self.normalize_inputs else x)
+
+
+class GenD(torch.nn.Module):
+    def __init__(self, backbone, head):
+        super().__init__()
+        self.feature_extractor = DINOEncoder(backbone)
+        self.model = LinearProbe(backbone.config.hidden_size, head == "LinearNorm")
+
+    def forward(self, x):
+        return self.model(self.feature_extractor(x))
+
+
+def gend_dinov3_checkpoint(folder, dinov3_dir, head="LinearNorm", naming="4.56", seed=1):
+    """A GenD_DINOv3 `save_pretrained` folder: the in-memory GenD (returned) with LayerNorms moved
+    away from the backbone's, saved as safetensors + config.json. ``naming``: the published
+    checkpoints were saved with transformers 4.56, whose DINOv3ViTModel keeps its blocks at
+    ``layer.N`` (5.x holds them at ``model.layer.N`` and renames old names on load)."""
+    from transformers import DINOv3ViTModel
+
+    torch.manual_seed(seed)
+    gend = GenD(DINOv3ViTModel.from_pretrained(str(dinov3_dir)), head).eval()
+    with torch.no_grad():
+        for module in gend.feature_extractor.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.add_(0.2 * torch.randn_like(module.weight))
+                module.bias.add_(0.2 * torch.randn_like(module.bias))
+    tensors = {k: v.contiguous() for k, v in gend.state_dict().items()}
+    if naming == "4.56":
+        tensors = {k.replace("feature_extractor.backbone.model.layer.", "feature_extractor.backbone.layer."): v
+                   for k, v in tensors.items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "GenD", "backbone": "facebook/dinov3-vitl16-pretrain-lvd1689m", "head": head,
+        "architectures": ["GenD"]}))
+    return gend
+
+
+@pytest.mark.parametrize("head,naming", [("LinearNorm", "4.56"), ("linear", "4.56"), ("LinearNorm", "5.x")])
+def test_released_gend_dinov3_gives_the_published_models_scores(dinov3_dir, tmp_path, head, naming):
+    from skimage import data as skdata
+
+    gend = gend_dinov3_checkpoint(tmp_path / "gend", dinov3_dir, head=head, naming=naming)
+    keys = load_file(str(tmp_path / "gend" / "model.safetensors"))
+    assert ("feature_extractor.backbone.layer.0.norm1.weight" in keys) is (naming == "4.56")
+    cfg = {"kind": "released", "backbone": "facebook/dinov3-vitl16-pretrain-lvd1689m",
+           "checkpoint": "yermandy/GenD_DINOv3_L"}
+    summary = convert_released(tmp_path / "gend", dinov3_dir, cfg, tmp_path / "a.safetensors", tmp_path / "l.parquet")
+    assert summary["trainable_parameters"] == (2 * 2 + 1) * 2 * 32 + 32 * 2 + 2  # 5 LayerNorms + head
+    assert summary["mapping"] == {"loaded": len(keys), "unused": [], "frozen_max_diff": 0.0}
+
+    detector, meta = load_detector(tmp_path / "a.safetensors", dinov3_dir)
+    assert meta["model"]["l2_norm"] is (head == "LinearNorm") and meta["released"] == "yermandy/GenD_DINOv3_L"
+    # Real and generated face-sized images, scored by the product path (PNG -> crop -> normalise).
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(skdata.astronaut()).resize((256, 256), Image.BICUBIC),
+              Image.fromarray(skdata.astronaut()[:256, 128:384]),
+              *[Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in range(3)]]
+    pngs = []
+    for img in images:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        pngs.append(buf.getvalue())
+    ours = score_pngs(detector, pngs, batch_size=2)
+    # Reference: the published model's forward on the same crops, ImageNet mean/std (DINOv3's processor).
+    u8 = torch.stack([torch.from_numpy(np.array(i.convert("RGB").resize((32, 32), Image.BICUBIC))) for i in images])
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    x = ((u8.double() / 255 - mean.double()) / std.double()).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        ref = gend(x).softmax(1)[:, 1]
+    assert np.allclose(ours, ref.numpy(), atol=1e-5)
+    assert max(ours) - min(ours) > 1e-3  # the images get different scores: the comparison has teeth
+
+
+def test_released_dinov3_checkpoints_that_do_not_fit_are_refused(dinov3_dir, backbone_dir, tmp_path):
+    gend_dinov3_checkpoint(tmp_path / "g", dinov3_dir)
+    cfg = json.loads((tmp_path / "g" / "config.json").read_text())
+    tensors = load_file(str(tmp_path / "g" / "model.safetensors"))
+    backbone = lambda: load_backbone(dinov3_dir)  # noqa: E731
+
+    for key in ("feature_extractor.backbone.layer.1.layer_scale2.lambda1",  # layer scale is frozen, not tuned
+                "feature_extractor.backbone.embeddings.register_tokens"):
+        changed = {**tensors, key: tensors[key] + 0.1}
+        with pytest.raises(ReleasedError, match=f"{key.split('.', 3)[-1]}: frozen tensor differs"):
+            map_gend(cfg, changed, backbone())
+    with pytest.raises(ReleasedError, match="unknown \\['extra.thing'\\]"):
+        map_gend(cfg, {**tensors, "extra.thing": torch.zeros(1)}, backbone())
+    with pytest.raises(ReleasedError, match="unknown \\['feature_extractor.visual_projection.weight'\\]"):
+        map_gend(cfg, {**tensors, "feature_extractor.visual_projection.weight": torch.zeros(1)}, backbone())
+    with pytest.raises(ReleasedError, match="missing \\['model.layer.0.norm1.weight'\\]"):
+        map_gend(cfg, {k: v for k, v in tensors.items() if not k.endswith("layer.0.norm1.weight")}, backbone())
+    with pytest.raises(ReleasedError, match="missing \\['head.bias'\\]"):
+        map_gend(cfg, {k: v for k, v in tensors.items() if k != "model.linear.bias"}, backbone())
+    with pytest.raises(ReleasedError, match="head.weight: checkpoint shape \\(2, 48\\), detector \\(2, 32\\)"):
+        map_gend(cfg, {**tensors, "model.linear.weight": torch.zeros(2, 48)}, backbone())
+    wrong = {**tensors, "feature_extractor.backbone.norm.weight": torch.ones(48)}
+    with pytest.raises(ReleasedError, match="checkpoint does not match the backbone \\(DINOv3ViTModel"):
+        map_gend(cfg, wrong, backbone())
+    with pytest.raises(ReleasedError, match="is a dinov3_vit model but the backbone weights given for it are "
+                                            "clip_vision_model"):
+        map_gend(cfg, tensors, load_backbone(backbone_dir))

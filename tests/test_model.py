@@ -1,4 +1,4 @@
-"""Detector, LN-tuning, backbone loading and adapter files (tiny random CLIP, offline)."""
+"""Detector, LN-tuning, backbone loading and adapter files (tiny random CLIP and DINOv3, offline)."""
 
 import json
 
@@ -11,6 +11,8 @@ from pipeline.model import (
     ADAPTER_FORMAT,
     CLIP_MEAN,
     CLIP_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     Detector,
     autocast,
     load_backbone,
@@ -21,6 +23,7 @@ from pipeline.model import (
 )
 
 from conftest import TINY_CLIP as TINY
+from conftest import TINY_DINOV3
 
 
 
@@ -32,6 +35,64 @@ def pixels(n=3, seed=0):
 def test_clip_constants():
     assert CLIP_MEAN == (0.48145466, 0.4578275, 0.40821073)
     assert CLIP_STD == (0.26862954, 0.26130258, 0.27577711)
+    assert IMAGENET_MEAN == (0.485, 0.456, 0.406) and IMAGENET_STD == (0.229, 0.224, 0.225)
+
+
+def crops_u8(n=3, seed=0):
+    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_each_backbone_normalises_with_its_processors_statistics(backbone_dir, dinov3_dir):
+    u8 = crops_u8()
+    clip = Detector(load_backbone(backbone_dir), ln_tuning=True, l2_norm=True)
+    # CLIP: bit for bit the arithmetic the pipeline always used (scores stay byte-identical).
+    old = (u8.to(torch.float32) / 255.0 - torch.tensor(CLIP_MEAN).view(3, 1, 1)) / torch.tensor(CLIP_STD).view(3, 1, 1)
+    assert torch.equal(clip.normalize(u8), old)
+    dino = Detector(load_backbone(dinov3_dir), ln_tuning=True, l2_norm=True)
+    x = dino.normalize(u8)
+    for c in range(3):
+        expected = (u8[:, c].double() / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
+        assert torch.allclose(x[:, c].double(), expected, atol=1e-5)
+    assert not torch.allclose(x, old)  # the two families really differ
+    assert not any(n.startswith("pixel_") for n in dino.state_dict())  # constants, never saved
+
+
+def test_dinov3_backbone_feature_is_the_cls_token_after_its_final_norm(dinov3_dir):
+    backbone = load_backbone(dinov3_dir)
+    assert type(backbone).__name__ == "DINOv3ViTModel" and backbone.config.num_register_tokens == 2
+    det = Detector(backbone, ln_tuning=True, l2_norm=True).eval()
+    assert det.image_size == 32 and det.hidden_size == 32
+    x = pixels()
+    with torch.no_grad():
+        out = backbone(pixel_values=x)
+        feats = det.features(x)
+    assert torch.equal(feats, out.last_hidden_state[:, 0])  # what GenD's DINOEncoder takes
+    # last_hidden_state is already normed: the CLS token of the un-normed sequence, through `norm`.
+    hidden = {}
+    hook = backbone.norm.register_forward_hook(lambda m, inp, out: hidden.setdefault("in", inp[0]))
+    with torch.no_grad():
+        backbone(pixel_values=x)
+    hook.remove()
+    assert torch.allclose(feats, backbone.norm(hidden["in"][:, 0]), atol=1e-6)
+
+
+def test_dinov3_ln_tuning_is_gends_norm_rule(dinov3_dir):
+    hidden, layers = TINY_DINOV3["hidden_size"], TINY_DINOV3["num_hidden_layers"]
+    det = Detector(load_backbone(dinov3_dir), ln_tuning=True, l2_norm=True)
+    trainable = det.trainable_parameters()
+    n_ln = 2 * layers + 1  # norm1/norm2 per layer, final norm
+    assert sum(p.numel() for p in trainable.values()) == n_ln * 2 * hidden + hidden * 2 + 2
+    # GenD unfreezes every parameter whose name holds "norm1", "norm2" or "norm": the same set.
+    gend = {f"backbone.{n}" for n, _ in det.backbone.named_parameters() if "norm" in n}
+    assert set(trainable) == gend | {"head.weight", "head.bias"}
+    frozen = {n for n, p in det.named_parameters() if not p.requires_grad}
+    assert {"backbone.model.layer.0.layer_scale1.lambda1", "backbone.embeddings.register_tokens",
+            "backbone.embeddings.cls_token"} <= frozen
+
+
+def test_random_backbone_rejects_unknown_families(tmp_path):
+    with pytest.raises(ValueError, match="model_type 'dinov2'"):
+        save_random_backbone(tmp_path / "x", dict(TINY_DINOV3, model_type="dinov2"), seed=0)
 
 
 def test_trainable_parameter_counts(backbone_dir):
@@ -90,6 +151,23 @@ def test_clipmodel_and_visionmodel_checkpoints_load_identically(backbone_dir, tm
     assert bare.config.hidden_size == 32
     with pytest.raises(Exception):
         load_backbone(tmp_path / "does_not_exist")
+
+
+def test_backbone_checkpoints_must_be_complete_and_of_a_known_family(dinov3_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from transformers import BertConfig
+
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "config.json").write_text((dinov3_dir / "config.json").read_text())
+    tensors = load_file(str(dinov3_dir / "model.safetensors"))
+    save_file({k: v for k, v in tensors.items() if k != "norm.weight"}, str(partial / "model.safetensors"))
+    with pytest.raises(ValueError, match="not a complete DINOv3ViTModel checkpoint; missing \\['norm.weight'\\]"):
+        load_backbone(partial)
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(
+        tmp_path / "bert")
+    with pytest.raises(ValueError, match="model_type 'bert' is not a supported backbone"):
+        load_backbone(tmp_path / "bert")
 
 
 def test_adapter_round_trip(backbone_dir, tmp_path):

@@ -187,6 +187,37 @@ def test_learns_separable_toy_set(toy, tmp_path):
     assert roc_auc_score(vids["label"], vids["p_fake"]) == pytest.approx(val["video_auroc"][best], abs=1e-9)
 
 
+def test_ln_tuning_trains_a_dinov3_backbone(toy, dinov3_dir, tmp_path):
+    """GenD's DINOv3 variant: the same loop on a DINOv3 ViT tunes its LayerNorms and the head only."""
+    from conftest import TINY_DINOV3
+
+    cfg = make_cfg(epochs=2)
+    cfg["backbone"] = "tiny-random-dinov3"
+    summary = train_model(toy["frames"], dinov3_dir, cfg, tmp_path / "adapter.safetensors", tmp_path / "log.parquet",
+                          tmp_path / "work", seed=0, threads=1)
+    hidden, layers = TINY_DINOV3["hidden_size"], TINY_DINOV3["num_hidden_layers"]
+    assert summary["trainable_parameters"] == (2 * layers + 1) * 2 * hidden + hidden * 2 + 2  # norm1/2 x 2, norm
+    tensors = load_file(str(tmp_path / "adapter.safetensors"))
+    assert set(tensors) == {f"backbone.model.layer.{i}.norm{j}.{w}" for i in range(layers) for j in (1, 2)
+                            for w in ("weight", "bias")} | {"backbone.norm.weight", "backbone.norm.bias",
+                                                           "head.weight", "head.bias"}
+    train = pl.read_parquet(tmp_path / "log.parquet").filter(pl.col("kind") == "train")
+    assert train.height == 2 * 4 and train["loss"].is_finite().all()
+    initial = load_file(str(dinov3_dir / "model.safetensors"))
+    assert not torch.equal(tensors["backbone.model.layer.1.norm2.weight"], initial["layer.1.norm2.weight"])
+
+    # Evaluation rebuilds the same model from the adapter and scores as validation did.
+    detector, meta = load_detector(tmp_path / "adapter.safetensors", dinov3_dir)
+    val = pl.read_parquet(tmp_path / "log.parquet").filter(pl.col("kind") == "val")
+    frames = pl.read_parquet(toy["frames"])
+    scores = predict_frames(detector, frames.filter(pl.col("split") == "val"), batch_size=7)
+    vids = scores.group_by("video_id").agg(pl.col("label").first(), pl.col("p_fake").mean())
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(vids["label"], vids["p_fake"]) == pytest.approx(val["video_auroc"][meta["best_epoch"]],
+                                                                         abs=1e-9)
+
+
 def test_linear_probe_and_expand_and_no_val(toy, tmp_path):
     cfg = make_cfg(epochs=1)
     cfg.update(ln_tuning=False, l2_norm=False, slerp={"enabled": True, "expand_to": 64})

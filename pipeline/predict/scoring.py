@@ -9,14 +9,15 @@ import torch
 from PIL import Image
 
 from .. import logs, tables
-from ..data import make_loader, preprocess, shard_dataset
+from ..data import make_loader, shard_dataset, to_uint8
 from ..model import Detector, autocast
 
 
 def p_fake(detector: Detector, pixel_values: torch.Tensor, device) -> list[float]:
-    """``softmax(logits)[:, 1]`` of one batch (bf16 autocast on CUDA), as floats."""
+    """``softmax(logits)[:, 1]`` of one batch of ``uint8`` crops, normalised on ``device`` with the
+    detector's mean/std (bf16 autocast on CUDA), as floats."""
     with torch.inference_mode(), autocast(device):
-        logits, _ = detector(pixel_values.to(device, non_blocking=True))
+        logits, _ = detector(detector.normalize(pixel_values.to(device, non_blocking=True)))
     return torch.softmax(logits.float(), dim=1)[:, 1].cpu().tolist()
 
 
@@ -80,7 +81,7 @@ def _score_images(detector: Detector, images, *, batch_size: int, device) -> lis
     out: list[float] = []
     images = list(images)
     for i in range(0, len(images), batch_size):
-        x = torch.stack([preprocess(img, detector.image_size) for img in images[i:i + batch_size]])
+        x = torch.stack([to_uint8(img, detector.image_size) for img in images[i:i + batch_size]])
         out.extend(p_fake(detector, x, device))
     detector.train(was_training)
     return out

@@ -19,7 +19,7 @@ import polars as pl
 import torch
 
 from .. import logs
-from ..data import ShardCrops, derive_seed, normalize
+from ..data import ShardCrops, derive_seed
 from ..losses import LossConfig
 from ..metrics import binary_metrics, video_scores
 from ..model import Detector, load_backbone, pick_device, save_adapter
@@ -87,7 +87,7 @@ def validate(detector: Detector, frames: pl.DataFrame, loader, *, device, dtype)
     detector.eval()
     with torch.inference_mode(), autocast(device, dtype):
         for batch in loader:
-            logits, _ = detector(normalize(batch["pixel_values"].to(device, non_blocking=True)))
+            logits, _ = detector(detector.normalize(batch["pixel_values"].to(device, non_blocking=True)))
             probs.append(torch.softmax(logits.float(), dim=1)[:, 1])
     detector.train(was_training)
     keep = [c for c in ("dataset", "video_id", "label") if c in frames.columns]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import normalize
 from ..losses import slerp_augment, slerp_expand
 from .distributed import World, average_gradients, gather_features
 from .engine import autocast
@@ -37,7 +36,7 @@ class StepParts:
 
 def _features(parts: StepParts, pixels: torch.Tensor) -> torch.Tensor:
     x = pixels.to(parts.device, non_blocking=True)
-    x = normalize(x) if x.dtype == torch.uint8 else x
+    x = parts.detector.normalize(x) if x.dtype == torch.uint8 else x
     with autocast(parts.device, parts.dtype):
         features = parts.detector.features(x)
     return features.float()  # the pooler output is a LayerNorm output: fp32 under autocast too
