@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import random
 from functools import partial
 
@@ -294,9 +295,9 @@ class ShardCrops(torch.utils.data.Dataset):
         except KeyError:
             raise FileNotFoundError(f"shard {shard} has no member {name!r}: the frames table and the shard "
                                     "disagree; rerun the workflow to rebuild them") from None
-        fh = self._files[shard]
-        fh.seek(offset)
-        return fh.read(size)
+        # pread, not seek + read: loader workers forked after this process read share its descriptors
+        # (and their file offset); a positioned read does not use that offset.
+        return os.pread(self._files[shard].fileno(), size, offset)
 
     def __getitem__(self, item) -> dict:
         epoch, i = item if isinstance(item, tuple) else (self.epoch, item)

@@ -59,6 +59,23 @@ def test_a_good_shard_is_read_whole_by_both_readers(tmp_path):
     assert streamed == random_access == frames["key"].to_list()
 
 
+
+def test_workers_forked_after_the_parent_read_get_every_crop_intact(tmp_path):
+    """Loader workers forked after the main process opened a shard share its descriptor; reads must
+    not depend on the shared file offset (two workers racing on seek + read got each other's bytes)."""
+    import torch
+
+    from pipeline.training.loader import eval_loader
+
+    shard, frames = good_shard(tmp_path / "s.tar", n=64)
+    crops = ShardCrops(frames, image_size=24, augment=None, seed=0)
+    expected = torch.stack([crops[i]["pixel_values"] for i in range(len(crops))])  # the parent opens the shard
+    for _ in range(3):
+        loader = eval_loader(crops, batch_size=2, workers=2)
+        got = torch.cat([b["pixel_values"] for b in loader])
+        assert torch.equal(got, expected)
+        del loader
+
 def _planted(tmp_path, add):
     """A good shard with one more member appended by ``add(tar)``."""
     shard, frames = good_shard(tmp_path / "bad.tar")
