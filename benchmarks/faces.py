@@ -10,7 +10,7 @@ height) and written as MPEG-4. On each resolution, pinned to one CPU core, it ru
   upsample 1 on the full RGB frame, the largest box, the 68-point predictor, the five points,
   ``skimage`` similarity fit, ``cv2.warpAffine``, PNG encoding;
 * (b) ``pipeline.faces.extract_video`` with the default settings (grab instead of decoding to RGB,
-  detection passes on a downscaled frame, landmarks at full resolution, PNG level 1),
+  detection passes on a downscaled frame, landmarks at full resolution, QOI crops),
 
 and prints crops per CPU-second of each, their ratio, and the median PSNR of the central face region
 between the two crops of the same frame and between our crop and its own re-alignment (both must
@@ -105,12 +105,13 @@ class DeepfakeBenchLoop:
 
 
 def ours(backend, settings):
-    from pipeline.faces import decode_png, extract_video
+    from pipeline.codec import decode
+    from pipeline.faces import extract_video
 
     def run(path, indices):
         row = {"video_id": Path(path).stem, "path": str(path), "frame_count": int(indices[-1]) + 1}
         items = extract_video(row, backend, settings)
-        return {r["frame_idx"]: decode_png(png) for r, png in items if png is not None}
+        return {r["frame_idx"]: decode(crop, r["key"]) for r, crop in items if crop is not None}
 
     return run
 
@@ -139,15 +140,22 @@ def realign_psnr(crops, backend):
     return float(np.median(vals)) if vals else float("nan")
 
 
-def png_levels(crops) -> None:
-    """Encoding time and size of the lossless crops at several zlib levels (the crop is the same)."""
-    imgs = [cv2.cvtColor(c, cv2.COLOR_RGB2BGR) for c in list(crops.values())[:20]]
-    print("PNG level   ms/crop   KiB/crop")
-    for level in (0, 1, 3, 6, 9):
+def crop_codecs(crops) -> None:
+    """Encode and decode time and size of the lossless crop codecs (the decoded crop is the same)."""
+    from pipeline.codec import decode, encode
+
+    imgs = list(crops.values())[:20]
+    print("codec        encode ms   decode ms   KiB/crop")
+    for name, level in (("qoi", 1), *(("png", lv) for lv in (0, 1, 3, 6, 9))):
         t0 = time.process_time()
-        sizes = [len(cv2.imencode(".png", im, [cv2.IMWRITE_PNG_COMPRESSION, level])[1]) for im in imgs]
-        ms = (time.process_time() - t0) / len(imgs) * 1000
-        print(f"{level:>9} {ms:>9.2f} {np.mean(sizes) / 1024:>10.1f}")
+        blobs = [encode(im, name, level) for im in imgs]
+        t1 = time.process_time()
+        back = [decode(b, "crop") for b in blobs]
+        t2 = time.process_time()
+        assert all(np.array_equal(x, im) for x, im in zip(back, imgs))
+        label = name if name == "qoi" else f"png {level}"
+        print(f"{label:<10} {(t1 - t0) / len(imgs) * 1e3:>11.2f} {(t2 - t1) / len(imgs) * 1e3:>11.2f} "
+              f"{np.mean([len(b) for b in blobs]) / 1024:>10.1f}")
 
 
 def fan_gpu_fps(videos, k):  # pragma: no cover - needs a GPU and the face_alignment weights
@@ -203,7 +211,7 @@ def main(argv=None) -> None:
             fps = fan_gpu_fps(videos, a.num_frames)
             if fps is not None:
                 print(f"{'':>10} face_alignment on {__import__('torch').cuda.get_device_name()}: {fps:.1f} frames/s")
-        png_levels(got)
+        crop_codecs(got)
 
 
 if __name__ == "__main__":

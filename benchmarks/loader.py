@@ -1,15 +1,17 @@
 """Training images per second per CPU core: our input path vs the reference's PNG folder + PIL.
 
-    python benchmarks/loader.py [--quick] [--crops 512] [--workers 2] [--size 256] [--image-size 224]
+    python benchmarks/loader.py [--quick] [--crops 512] [--workers 2] [--codec qoi|png] [--size 256]
 
-Both read the same lossless 256x256 face crops (cut from scikit-image's astronaut photograph with
-random shifts and written as PNG level 1, as the faces stage writes them) and apply the same
-training augmentations (flip, affine, blur, brightness/contrast, JPEG) to model inputs of 224:
+Both read the same 256x256 face crops, pixel for pixel (cut from scikit-image's astronaut photograph
+with random shifts), and apply the same training augmentations (flip, affine, blur,
+brightness/contrast, JPEG) to model inputs of 224:
 
-* reference: a folder of PNG files read by a PyTorch Dataset with PIL (decode, PIL augmentations,
-  PIL bicubic resize, float conversion and CLIP normalisation per image on the CPU);
-* ours: the training loader (crops read by offset from a WebDataset shard, libspng decode, OpenCV
-  augmentations and resize, uint8 batches). Normalisation is the GPU's job, batched: it is not in
+* reference: a folder of PNG files (zlib level 1, as DeepfakeBench's ``cv2.imwrite`` writes them)
+  read by a PyTorch Dataset with PIL (decode, PIL augmentations, PIL bicubic resize, float
+  conversion and CLIP normalisation per image on the CPU);
+* ours: the training loader on a shard as the faces stage writes it (lossless QOI crops, the
+  default ``faces.codec``; ``--codec png`` for PNG level 1 crops), read by offset, OpenCV
+  augmentations and resize, uint8 batches. Normalisation is the GPU's job, batched: it is not in
   the loader's time; its cost on this CPU is printed for one batch.
 
 Each runs through a DataLoader with ``--workers`` persistent worker processes over the same crops,
@@ -41,13 +43,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faces_workers import cpu_name  # noqa: E402
 
+from pipeline.codec import encode  # noqa: E402
 from pipeline.data import Augmenter, ShardCrops, to_uint8  # noqa: E402
 from pipeline.model import CLIP_MEAN, CLIP_STD, normalize  # noqa: E402
 from pipeline.training.loader import train_loader  # noqa: E402
 
 
-def make_crops(root: Path, n: int, size: int) -> tuple[Path, Path]:
-    """``n`` PNG crops written twice: as a folder of files and as one shard + frames table."""
+def make_crops(root: Path, n: int, size: int, crop_codec: str) -> tuple[Path, Path]:
+    """``n`` crops written twice: as a folder of PNG files and as one shard (``crop_codec``) + frames table."""
     import webdataset as wds
     from skimage import data as skdata
 
@@ -64,7 +67,8 @@ def make_crops(root: Path, n: int, size: int) -> tuple[Path, Path]:
             Image.fromarray(photo[y:y + size, x:x + size]).save(buf, format="PNG", compress_level=1)
             key = f"v{i // 8:04d}_{i % 8:03d}"
             (folder / f"{key}.png").write_bytes(buf.getvalue())
-            sink.write({"__key__": key, "png": buf.getvalue(), "json": json.dumps({"label": i % 2}).encode()})
+            stored = encode(photo[y:y + size, x:x + size], crop_codec)
+            sink.write({"__key__": key, crop_codec: stored, "json": json.dumps({"label": i % 2}).encode()})
             rows.append({"shard": str(shard), "key": key, "label": i % 2, "video_id": f"v{i // 8:04d}"})
     table = root / "frames.parquet"
     pl.DataFrame(rows).write_parquet(table)
@@ -125,13 +129,14 @@ def main(argv=None) -> None:
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--codec", choices=["qoi", "png"], default="qoi", help="crop codec of our shard")
     ap.add_argument("--batch", type=int, default=32)
     a = ap.parse_args(argv)
     if a.quick:
         a.crops, a.passes = 256, 2
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        folder, table = make_crops(Path(tmp), a.crops, a.size)
+        folder, table = make_crops(Path(tmp), a.crops, a.size, a.codec)
         common = dict(batch_size=a.batch, num_workers=a.workers, persistent_workers=a.workers > 0)
         reference = per_cpu_second(
             lambda: torch.utils.data.DataLoader(PngFolder(folder, a.image_size), shuffle=True, **common), a.passes)
@@ -153,7 +158,7 @@ def main(argv=None) -> None:
     print(f"device: {cpu_name()} ({a.workers} loader workers, {os.cpu_count()} CPUs visible), "
           f"{a.crops} crops {a.size}px -> {a.image_size}px, batch {a.batch}")
     print(f"reference (PNG folder + PIL): {reference:.1f} images/s per core")
-    print(f"ours (shard + libspng + OpenCV, uint8): {ours:.1f} images/s per core "
+    print(f"ours (shard of {a.codec.upper()} crops + OpenCV, uint8): {ours:.1f} images/s per core "
           f"(+ {norm_ms:.1f} ms per batch of {a.batch} for the normalisation on the device, here the CPU)")
     print(f"in one process, no loader: reference {single['reference']:.2f} ms/crop, ours {single['ours']:.2f} ms/crop "
           f"({single['reference'] / single['ours']:.2f}x)")

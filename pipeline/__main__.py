@@ -27,7 +27,7 @@ def _faces(a):
     stats = extract_chunk(select_chunk(a.videos, a.split, a.chunk), a.tar, a.table, backend=a.backend,
                           backend_options=json.loads(a.backend_options), num_frames=a.num_frames,
                           size=a.size, scale=a.scale, points=a.points, choice=a.choice, min_side=a.min_side,
-                          png_level=a.png_level, threads=a.threads)
+                          codec=a.codec, png_level=a.png_level, threads=a.threads)
     print(json.dumps(stats))
 
 
@@ -113,6 +113,7 @@ def _dataset_verbs(verb, adapters) -> None:
                    help="the five alignment points")
     p.add_argument("--choice", default="largest", choices=["largest", "mask"], help="which face of a frame")
     p.add_argument("--min-side", type=int, default=64, help="frames with a shorter side are not searched")
+    p.add_argument("--codec", default="qoi", choices=["qoi", "png"], help="lossless format of the stored crops")
     p.add_argument("--png-level", type=int, default=1, help="PNG compression level (the crop is the same)")
     p.add_argument("--threads", type=int, default=1, help="worker processes")
 

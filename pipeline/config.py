@@ -232,7 +232,7 @@ def weights_params(config: dict, name: str) -> dict:
     return {"entry": entry, "seed": config["seed"] if "random" in entry else None}
 
 
-FACES_CROP_KEYS = ("num_frames", "size", "scale", "points", "choice", "min_side", "png_level")
+FACES_CROP_KEYS = ("num_frames", "size", "scale", "points", "choice", "min_side", "codec", "png_level")
 
 
 def faces_params(config: dict) -> dict:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
+from . import codec
 from .shards import check_shards, index_members
 
 
@@ -202,36 +203,23 @@ def _in_keys(keys: frozenset, sample: dict) -> bool:
     return sample["__key__"] in keys
 
 
-def _decode_png(png: bytes, *, key: str, image_size: int, augmenter: Augmenter | None, seed: int,
+def _decode_pil(crop: bytes, *, key: str, image_size: int, augmenter: Augmenter | None, seed: int,
                 epoch: int) -> torch.Tensor:
-    """PNG bytes -> augmented (seeded by seed, epoch, key) ``uint8 [3, size, size]``."""
-    img = Image.open(io.BytesIO(png))
-    img.load()
+    """Crop bytes -> PIL augmentations (seeded by seed, epoch, key) and resize -> ``uint8 [3, size, size]``
+    (evaluation's path, and the reference semantics of the training one)."""
+    img = Image.fromarray(codec.decode(crop, key))
     if augmenter is not None:
         img = augmenter(img, random.Random(derive_seed(seed, epoch, key)))
     return to_uint8(img, image_size)
 
 
-def decode_rgb(png: bytes, key: str) -> np.ndarray:
-    """A PNG crop -> RGB ``uint8 [H, W, 3]`` with libspng (about 1.5x libpng's speed)."""
-    import pyspng
-
-    try:
-        rgb = pyspng.load(png)
-    except Exception as exc:  # pyspng raises a bare Exception on corrupt data
-        raise ValueError(f"crop {key}: not a decodable PNG ({exc})") from None
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(rgb[:, :, :3])
-
-
-def _decode_train(png: bytes, *, key: str, image_size: int, augmenter: Augmenter, seed: int,
-                  epoch: int) -> torch.Tensor:
-    """The training loader's path: libspng decode, :meth:`Augmenter.apply_cv`, bicubic resize (OpenCV),
-    RGB ``uint8 [3, size, size]``. Normalisation happens on the device, batched."""
+def _decode_train(crop: bytes, *, key: str, image_size: int, augmenter: Augmenter, seed: int,
+                   epoch: int) -> torch.Tensor:
+    """The training loader's path: QOI (or libspng) decode, :meth:`Augmenter.apply_cv`, bicubic resize
+    (OpenCV), RGB ``uint8 [3, size, size]``. Normalisation happens on the device, batched."""
     import cv2
 
-    rgb = augmenter.apply_cv(decode_rgb(png, key), random.Random(derive_seed(seed, epoch, key)))
+    rgb = augmenter.apply_cv(codec.decode(crop, key), random.Random(derive_seed(seed, epoch, key)))
     if rgb.shape[:2] != (image_size, image_size):
         rgb = cv2.resize(rgb, (image_size, image_size), interpolation=cv2.INTER_CUBIC)
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
@@ -241,8 +229,8 @@ def _decode(sample: dict, *, image_size: int, augmenter: Augmenter | None, seed:
     key = sample["__key__"]
     info = json.loads(sample["json"])
     return {
-        "pixel_values": _decode_png(sample["png"], key=key, image_size=image_size, augmenter=augmenter, seed=seed,
-                                    epoch=epoch),
+        "pixel_values": _decode_pil(sample["qoi"] if "qoi" in sample else sample["png"], key=key,
+                                    image_size=image_size, augmenter=augmenter, seed=seed, epoch=epoch),
         "label": int(info["label"]),
         "key": key,
         "video_id": info["video_id"],
@@ -286,15 +274,17 @@ class ShardCrops(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _read(self, shard: str, name: str) -> bytes:
+    def _read(self, shard: str, key: str) -> bytes:
+        """The bytes of ``key``'s crop (``<key>.qoi`` or ``<key>.png``) in ``shard``."""
         if shard not in self._members:
             self._members[shard] = index_members(shard)  # checked: names, kinds, not truncated
             self._files[shard] = open(shard, "rb")
-        try:
-            offset, size = self._members[shard][name]
-        except KeyError:
-            raise FileNotFoundError(f"shard {shard} has no member {name!r}: the frames table and the shard "
-                                    "disagree; rerun the workflow to rebuild them") from None
+        members = self._members[shard]
+        name = next((f"{key}.{ext}" for ext in codec.CODECS if f"{key}.{ext}" in members), None)
+        if name is None:
+            raise FileNotFoundError(f"shard {shard} has no crop for {key!r}: the frames table and the shard "
+                                    "disagree; rerun the workflow to rebuild them")
+        offset, size = members[name]
         # pread, not seek + read: loader workers forked after this process read share its descriptors
         # (and their file offset); a positioned read does not use that offset.
         return os.pread(self._files[shard].fileno(), size, offset)
@@ -302,10 +292,10 @@ class ShardCrops(torch.utils.data.Dataset):
     def __getitem__(self, item) -> dict:
         epoch, i = item if isinstance(item, tuple) else (self.epoch, item)
         key, shard = self.keys[i], self.shards[i]
-        png = self._read(shard, f"{key}.png")
+        crop = self._read(shard, key)
         return {
-            "pixel_values": (_decode_train if self.augmenter else _decode_png)(
-                png, key=key, image_size=self.image_size, augmenter=self.augmenter, seed=self.seed, epoch=epoch),
+            "pixel_values": (_decode_train if self.augmenter else _decode_pil)(
+                crop, key=key, image_size=self.image_size, augmenter=self.augmenter, seed=self.seed, epoch=epoch),
             "label": int(self.labels[i]),
             "key": key,
             "video_id": self.video_ids[i],

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from pipeline import tables
+from pipeline.codec import extension
 from pipeline.adapters.base import IMAGE_EXTENSIONS, frame_number
 from pipeline.files import replacing
 from pipeline.video import ERROR_MISSING, ERROR_NO_FRAMES, sample_indices
@@ -115,7 +116,7 @@ def import_chunk(videos: pl.DataFrame, tar_path, parquet_path, num_frames: int =
                 for video in videos.sort("video_id").to_dicts():
                     for rec, png in import_video(video, num_frames):
                         if png is not None:
-                            writer.write({"__key__": rec["key"], "png": png, "json": _shard_json(rec)})
+                            writer.write({"__key__": rec["key"], extension(png): png, "json": _shard_json(rec)})
                         records.append(rec)
             finally:
                 writer.close()

@@ -1,6 +1,7 @@
 """Reading WebDataset shards as untrusted files: every member is checked before a crop is used.
 
-A shard holds only regular files named ``<key>.png`` and ``<key>.json`` (keys as
+A shard holds only regular files named ``<key>.qoi`` or ``<key>.png`` (the crop, :mod:`pipeline.codec`)
+and ``<key>.json`` (keys as
 :func:`pipeline.tables.sample_key` makes them) and ends with the tar end-of-archive marker. A member
 with another name or extension, a link, a device or a fifo, and a shard cut short (inside a member,
 or between members, where a tar reader would silently stop early) are refused with
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from .files import tar_ends_cleanly
 
-MEMBER = re.compile(r"[A-Za-z0-9_\-]+\.(png|json)")
+MEMBER = re.compile(r"[A-Za-z0-9_\-]+\.(qoi|png|json)")
 REBUILD = "delete it and its .parquet and run the workflow again to rebuild it"
 
 
@@ -36,14 +37,14 @@ def _kind(m: tarfile.TarInfo) -> str | None:
 
 
 def check_member(shard, m: tarfile.TarInfo) -> None:
-    """Raise :class:`ShardError` unless ``m`` is a regular file named ``<key>.png`` or ``<key>.json``."""
+    """Raise :class:`ShardError` unless ``m`` is a regular file named ``<key>.{qoi,png,json}``."""
     kind = _kind(m)
     if kind:
         raise ShardError(f"shard {shard}: member {m.name!r} is {kind}; a shard holds only crops and their "
                          f"JSON. Refusing to read it: {REBUILD}")
     if not MEMBER.fullmatch(m.name):
-        raise ShardError(f"shard {shard}: unexpected member {m.name!r} (a shard holds only <key>.png and "
-                         f"<key>.json). Refusing to read it: {REBUILD}")
+        raise ShardError(f"shard {shard}: unexpected member {m.name!r} (a shard holds only <key>.qoi or "
+                         f"<key>.png crops and <key>.json). Refusing to read it: {REBUILD}")
 
 
 def _truncated(shard, why: str) -> ShardError:

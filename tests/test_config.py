@@ -34,6 +34,7 @@ def test_shipped_configs_are_valid_and_get_defaults(cfg, repo):
     (("faces", "points"), "corners", "points"),
     (("faces", "choice"), "nearest", "choice"),
     (("faces", "png_level"), 10, "png_level"),
+    (("faces", "codec"), "jpeg", "codec"),
     (("training", "optim", "lr"), -1, "lr"),
     (("training", "augment", "hflip", "p"), 1.5, "p"),
     (("evaluate", "video_reduce"), "max", "video_reduce"),
@@ -241,7 +242,7 @@ def test_faces_params_hold_the_crop_and_the_backend(repo):
     p = pconfig.faces_params(cfg)
     assert p == {"backend": "dlib", "backend_options": {"passes": [[360, 0], [360, 1], [None, 1]]},
                  "crop": {"num_frames": 32, "size": 256, "scale": 1.3, "points": "deepfakebench",
-                          "choice": "largest", "min_side": 64, "png_level": 1}}
+                          "choice": "largest", "min_side": 64, "codec": "qoi", "png_level": 1}}
     from pipeline.faces import CropSettings
 
     assert CropSettings(**p["crop"]) == CropSettings()  # the config's crop is the library default

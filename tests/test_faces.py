@@ -16,7 +16,7 @@ import pytest
 from skimage import data
 from skimage.transform import SimilarityTransform
 
-from pipeline import demo, faces, tables, video
+from pipeline import codec, demo, faces, tables, video
 
 TEMPLATE_256 = np.array(
     [[96.870, 120.433], [158.825, 120.090], [128.044, 155.669], [102.592, 191.939], [153.899, 191.656]]
@@ -235,11 +235,21 @@ def test_decompose_and_psnr():
     assert faces.central_region(np.zeros((256, 256)), 0.5).shape == (128, 128)
 
 
-def test_png_roundtrip():
+def test_both_crop_codecs_are_lossless_and_told_apart_by_their_bytes():
     img = np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)
-    png = faces.encode_png(img)
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert np.array_equal(faces.decode_png(png), img)
+    png, q = codec.encode(img, "png", png_level=9), codec.encode(img)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and q[:4] == b"qoif"
+    assert (codec.extension(png), codec.extension(q)) == ("png", "qoi")
+    assert np.array_equal(codec.decode(png, "k"), img) and np.array_equal(codec.decode(q, "k"), img)
+    gray = cv2.imencode(".png", img[:, :, 0])[1].tobytes()
+    assert np.array_equal(codec.decode(gray, "k"), np.repeat(img[:, :, :1], 3, axis=2))
+    for bad in (q[:-20], png[:40], b"qoif" + bytes(30), b"hello"):
+        with pytest.raises(ValueError, match="crop DF/000_0001: not a decodable"):
+            codec.decode(bad, "DF/000_0001")
+    with pytest.raises(ValueError, match="unknown crop codec 'jpeg'"):
+        codec.encode(img, "jpeg")
+    with pytest.raises(ValueError, match="unknown crop codec"):
+        faces.CropSettings(codec="webp")
 
 
 # ---------------------------------------------------------------------------- videos and chunks
@@ -297,7 +307,7 @@ def test_extract_video_outcomes(tiny, backend):
         assert rec["n_faces"] == 1 and rec["det_score"] > 0
         assert 60 <= rec["box_x1"] - rec["box_x0"] <= 150
         assert np.array(rec["points5"]).shape == (5, 2)
-        assert faces.decode_png(png).shape == (256, 256, 3)
+        assert png[:4] == b"qoif" and codec.decode(png, rec["key"]).shape == (256, 256, 3)
 
     broken = faces.extract_video(by_id["broken_000"], backend, faces.CropSettings(num_frames=4))
     assert len(broken) == 1
@@ -362,8 +372,8 @@ def test_extract_chunk_shard_and_manifest(tiny, tmp_path, caplog):
 
     for row in stored.iter_rows(named=True):
         s = samples[row["key"]]
-        assert set(s) == {"png", "json"}
-        img = faces.decode_png(s["png"])
+        assert set(s) == {"qoi", "json"}  # the default codec
+        img = codec.decode(s["qoi"], row["key"])
         assert img.shape == (256, 256, 3) and img.dtype == np.uint8
         meta = json.loads(s["json"])
         for f in ("dataset", "video_id", "frame_idx", "label", "method", "split", "source_id", "n_faces"):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from skimage import data
 
-from pipeline import faces, tables, video
+from pipeline import codec, faces, tables, video
 from pipeline.faces import fan
 
 # (scale, degrees, centre x, centre y) of the reference crop in each 640x360 frame
@@ -150,7 +150,7 @@ def test_face_alignment_points_land_on_the_template_positions(fan_backend, known
     assert len(calls) == len(POSES) and all(c.shape == (1, 5) for c in calls)
     err = np.array([np.linalg.norm(got[i] - target, axis=1).max() for i in got])
     assert err.max() < 2.0, err
-    crop = faces.decode_png(recs[0][1])
+    crop = codec.decode(recs[0][1], "crop")
     assert faces.psnr(faces.central_region(crop), faces.central_region(reference[0])) > 25
 
 

@@ -24,7 +24,7 @@ from pipeline.features import extract_features, read_features
 from pipeline.logistic import score_features_file, train_logistic
 from pipeline.model import Detector, load_backbone, load_detector
 from pipeline.predict import predict_frames
-from pipeline.predict.scoring import score_pngs
+from pipeline.predict.scoring import score_crops
 from pipeline.released import ReleasedError, convert_released, map_gend
 from pipeline.train import LOG_SCHEMA
 
@@ -257,7 +257,7 @@ def test_released_gend_dinov3_gives_the_published_models_scores(dinov3_dir, tmp_
         buf = io.BytesIO()
         img.save(buf, format="PNG")
         pngs.append(buf.getvalue())
-    ours = score_pngs(detector, pngs, batch_size=2)
+    ours = score_crops(detector, pngs, batch_size=2)
     # Reference: the published model's forward on the same crops, ImageNet mean/std (DINOv3's processor).
     u8 = torch.stack([torch.from_numpy(np.array(i.convert("RGB").resize((32, 32), Image.BICUBIC))) for i in images])
     mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])

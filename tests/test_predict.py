@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from pipeline import config as pconfig
-from pipeline import demo, index, layout, video
+from pipeline import codec, demo, index, layout, video
 from pipeline.__main__ import main
 from pipeline.faces import extract_chunk
 from pipeline.model import Detector, load_backbone, load_detector, save_adapter
@@ -173,7 +173,7 @@ def test_faces_settings_follow_the_workflow_unless_overridden(workflow, tmp_path
 
 
 def test_aligned_crops_skip_the_faces_stage(workflow, tmp_path, monkeypatch, capsys):
-    """``--aligned``: stored crops (PNG out of the shard) score as the evaluation scored them."""
+    """``--aligned``: stored crops (written as PNG files) score as the evaluation scored them."""
     import webdataset as wds
 
     monkeypatch.chdir(workflow["work"])
@@ -182,7 +182,8 @@ def test_aligned_crops_skip_the_faces_stage(workflow, tmp_path, monkeypatch, cap
     shard = workflow["L"].shard("demo", "test", 0, "tar")
     for sample in wds.WebDataset(shard, shardshuffle=False):
         if sample["__key__"] in wanted:
-            (tmp_path / f"{sample['__key__']}.png").write_bytes(sample["png"])
+            rgb = codec.decode(sample["qoi"], sample["__key__"])  # the stored crop, saved as a PNG file
+            (tmp_path / f"{sample['__key__']}.png").write_bytes(codec.encode(rgb, "png"))
     (tmp_path / "zz_broken.png").write_bytes(b"not a png")
     assert main(["predict", "--aligned", "--model", f"results/demo/models/{MODEL}", str(tmp_path)]) == 1
     out = capsys.readouterr()

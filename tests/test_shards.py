@@ -10,9 +10,11 @@ import tarfile
 import numpy as np
 import polars as pl
 import pytest
+import torch
 import webdataset as wds
 from PIL import Image
 
+from pipeline import codec
 from pipeline.data import ShardCrops, shard_dataset
 from pipeline.shards import ShardError, index_members
 from pipeline.tables import sample_key
@@ -25,7 +27,7 @@ def _png(seed: int) -> bytes:
     return buf.getvalue()
 
 
-def good_shard(path, n=4):
+def good_shard(path, n=4, crop_codec="png"):
     """A shard as the faces stage writes it (``TarWriter``, ``mtime=0``) and its frames table."""
     rows = []
     with open(path, "wb") as fh:
@@ -34,7 +36,8 @@ def good_shard(path, n=4):
             video_id = f"DF/{i:03d}_{i + 1:03d}"
             key = sample_key(video_id, 8 * i)
             info = {"video_id": video_id, "frame_idx": 8 * i, "label": i % 2}
-            writer.write({"__key__": key, "png": _png(i), "json": json.dumps(info).encode()})
+            crop = _png(i) if crop_codec == "png" else codec.encode(codec.decode(_png(i), key), crop_codec)
+            writer.write({"__key__": key, crop_codec: crop, "json": json.dumps(info).encode()})
             rows.append({"shard": str(path), "key": key, "label": i % 2, "video_id": video_id})
         writer.close()
     return path, pl.DataFrame(rows)
@@ -63,8 +66,6 @@ def test_a_good_shard_is_read_whole_by_both_readers(tmp_path):
 def test_workers_forked_after_the_parent_read_get_every_crop_intact(tmp_path):
     """Loader workers forked after the main process opened a shard share its descriptor; reads must
     not depend on the shared file offset (two workers racing on seek + read got each other's bytes)."""
-    import torch
-
     from pipeline.training.loader import eval_loader
 
     shard, frames = good_shard(tmp_path / "s.tar", n=64)
@@ -75,6 +76,18 @@ def test_workers_forked_after_the_parent_read_get_every_crop_intact(tmp_path):
         got = torch.cat([b["pixel_values"] for b in loader])
         assert torch.equal(got, expected)
         del loader
+
+def test_qoi_and_png_shards_give_the_same_pixels_through_both_readers(tmp_path):
+    pixels = {}
+    for crop_codec in codec.CODECS:
+        shard, frames = good_shard(tmp_path / f"{crop_codec}.tar", crop_codec=crop_codec)
+        assert all(name.endswith((f".{crop_codec}", ".json")) for name in index_members(shard))
+        streamed = shard_dataset([shard], None, train=False, image_size=16, seed=0, epoch=0, augment=None)
+        crops = ShardCrops(frames, image_size=16, augment=None, seed=0)
+        pixels[crop_codec] = ([s["pixel_values"] for s in streamed], [c["pixel_values"] for c in crops])
+    for qoi_read, png_read in zip(pixels["qoi"], pixels["png"]):  # streamed, then random access
+        assert len(qoi_read) == 4 and all(torch.equal(x, y) for x, y in zip(qoi_read, png_read))
+
 
 def _planted(tmp_path, add):
     """A good shard with one more member appended by ``add(tar)``."""

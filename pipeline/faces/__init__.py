@@ -18,7 +18,7 @@ Sub-modules, each usable without Snakemake:
 from .backends import BACKENDS, DlibBackend, Face, FaceBackend, dlib_predictor_path, make_backend, preflight
 from .choice import CHOICES, choose_face
 from .chunk import extract_chunk
-from .extract import CropSettings, FrameResult, crop_frame, decode_png, encode_png, extract_video
+from .extract import CropSettings, FrameResult, crop_frame, extract_video
 from .geometry import (
     ALIGN_POINTS,
     ARCFACE_112,
@@ -38,7 +38,7 @@ from .geometry import (
 __all__ = [
     "ALIGN_POINTS", "ARCFACE_112", "BACKENDS", "CHOICES", "POINT_SETS", "CropSettings", "DlibBackend", "Face",
     "FaceBackend", "FrameResult", "align_crop", "align_points", "alignment_matrix", "central_region",
-    "choose_face", "crop_frame", "decode_png", "decompose", "dlib_predictor_path", "encode_png",
+    "choose_face", "crop_frame", "decompose", "dlib_predictor_path",
     "extract_chunk", "extract_video", "make_backend", "preflight", "psnr", "similarity_matrix",
     "template_points", "transform_points", "warp",
 ]

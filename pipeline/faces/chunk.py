@@ -15,6 +15,7 @@ import cv2
 import polars as pl
 
 from .. import logs, tables
+from ..codec import extension
 from ..files import replacing
 from .backends import BACKENDS, make_backend, preflight
 from .extract import CropSettings, extract_video
@@ -111,9 +112,9 @@ def _write_tar(tmp_tar: Path, rows: list[dict], results, progress) -> list[dict]
         writer = wds.TarWriter(fh, mtime=0, encoder=False)
         try:
             for done, (video, items) in enumerate(zip(rows, results), start=1):
-                for rec, png in items:
-                    if png is not None:
-                        writer.write({"__key__": rec["key"], "png": png, "json": _shard_json(rec)})
+                for rec, crop in items:
+                    if crop is not None:
+                        writer.write({"__key__": rec["key"], extension(crop): crop, "json": _shard_json(rec)})
                         crops += 1
                     records.append(rec)
                 _log_video(video["video_id"], [r for r, _ in items])
@@ -142,7 +143,7 @@ def extract_chunk(videos: pl.DataFrame, tar_path, parquet_path, backend: str = "
     """Crop all videos of one chunk into a WebDataset tar and its per-shard Parquet.
 
     ``crop`` holds the :class:`CropSettings` fields (``num_frames``, ``size``, ``scale``,
-    ``points``, ``choice``, ``min_side``, ``png_level``). The backend's model files are checked
+    ``points``, ``choice``, ``min_side``, ``codec``, ``png_level``). The backend's model files are checked
     before any video is opened (a missing file stops the job with a message naming it).
 
     Videos are processed sorted by ``video_id`` (deterministic output). With ``threads > 1`` a
@@ -154,7 +155,7 @@ def extract_chunk(videos: pl.DataFrame, tar_path, parquet_path, backend: str = "
 
     Writes:
 
-    * ``tar_path``: one sample per crop, ``{"__key__", "png", "json"}`` with the JSON fields
+    * ``tar_path``: one sample per crop, ``{"__key__", "qoi" or "png", "json"}`` with the JSON fields
       dataset, video_id, frame_idx, label, method, split, source_id, box, score, n_faces, points5;
       written with ``mtime=0`` to a temp name and renamed at the end (byte-reproducible, never half
       written);

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from .. import tables
+from ..codec import CODECS, encode
 from ..video import probe, read_frames, sample_indices
 from .backends import Face, FaceBackend
 from .choice import CHOICES, choose_face, mask_overlap
@@ -29,8 +30,9 @@ class CropSettings:
     ``num_frames`` sampled at ``linspace(0, N-1, k)``; ``size`` px output with margin ``scale``;
     ``points``: the five alignment points (``geometry.POINT_SETS``); ``choice``: which face
     (``choice.CHOICES``); frames whose shorter side is below ``min_side`` px are not searched
-    (``too_small``); ``png_level``: zlib level of the lossless PNG (the crop is the same at any
-    level, only size and time change).
+    (``too_small``); ``codec``: the lossless format of the stored crop (:mod:`pipeline.codec`: ``qoi``
+    or ``png``); ``png_level``: zlib level of a PNG (the crop is the same at any level or codec, only
+    size and decode time change).
     """
 
     num_frames: int = 32
@@ -39,6 +41,7 @@ class CropSettings:
     points: str = "deepfakebench"
     choice: str = "largest"
     min_side: int = 64
+    codec: str = "qoi"
     png_level: int = 1
 
     def __post_init__(self):
@@ -46,6 +49,8 @@ class CropSettings:
             raise ValueError(f"unknown alignment points {self.points!r}; known: {', '.join(POINT_SETS)}")
         if self.choice not in CHOICES:
             raise ValueError(f"unknown face choice {self.choice!r}; known: {', '.join(CHOICES)}")
+        if self.codec not in CODECS:
+            raise ValueError(f"unknown crop codec {self.codec!r}; known: {', '.join(CODECS)}")
         if not 0 <= self.png_level <= 9:
             raise ValueError(f"png_level must be 0..9, got {self.png_level}")
 
@@ -59,23 +64,6 @@ class FrameResult:
     n_faces: int | None = None
     points5: np.ndarray | None = None
     crop: np.ndarray | None = field(default=None, repr=False)
-
-
-def encode_png(image_rgb: np.ndarray, level: int = 1) -> bytes:
-    """Lossless PNG bytes of an RGB ``uint8`` image (stored with normal colours)."""
-    bgr = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
-    if not ok:  # pragma: no cover - cv2 fails only on invalid images
-        raise RuntimeError("cv2.imencode('.png') failed")
-    return buf.tobytes()
-
-
-def decode_png(data: bytes) -> np.ndarray:
-    """RGB ``uint8`` image from PNG bytes written by :func:`encode_png`."""
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError("not a decodable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def crop_frame(frame: np.ndarray, backend: FaceBackend, settings: CropSettings = CropSettings(),
@@ -178,14 +166,15 @@ def _batches(frames, n: int):
         yield batch
 
 
-def _png(res: FrameResult, settings: CropSettings, video_id: str, idx: int) -> bytes | None:
-    """The crop's PNG bytes (None without a crop); an encoding failure turns the status to align_error."""
+def _encoded(res: FrameResult, settings: CropSettings, video_id: str, idx: int) -> bytes | None:
+    """The crop's bytes in ``settings.codec`` (None without a crop); an encoding failure turns the status
+    to align_error."""
     if res.status != tables.STATUS_OK:
         return None
     try:
-        return encode_png(res.crop, settings.png_level)
+        return encode(res.crop, settings.codec, settings.png_level)
     except Exception as exc:  # pragma: no cover - imencode fails only on invalid images
-        log.warning("%s frame %d: PNG encoding failed: %r", video_id, idx, exc)
+        log.warning("%s frame %d: crop encoding failed: %r", video_id, idx, exc)
         res.status = tables.STATUS_ALIGN_ERROR
         return None
 
@@ -206,7 +195,7 @@ def _crop_video(video: dict, backend: FaceBackend, settings: CropSettings) -> li
             mask = _next_mask(masks, idx, mask_state, frame.shape)
             det = next(detected) if min(frame.shape[:2]) >= settings.min_side else None
             res = crop_frame(frame, backend, settings, mask, where=f"{video['video_id']} frame {idx}", detected=det)
-            out.append((_record(video, idx, res.status, res), _png(res, settings, video["video_id"], idx)))
+            out.append((_record(video, idx, res.status, res), _encoded(res, settings, video["video_id"], idx)))
     if not out:
         return [(_record(video, None, tables.STATUS_DECODE_ERROR), None)]
     seen = {r["frame_idx"] for r, _ in out}
@@ -219,9 +208,9 @@ def extract_video(video: dict, backend: FaceBackend, settings: CropSettings = Cr
                   ) -> list[tuple[dict, bytes | None]]:
     """Crop the faces of one video (a row of ``videos.parquet`` as a dict); never raises.
 
-    Returns one ``(record, png)`` per sampled frame, in frame order. ``record`` holds the
+    Returns one ``(record, crop)`` per sampled frame, in frame order. ``record`` holds the
     ``tables.FRAMES`` columns except ``shard`` plus ``points5`` (the five alignment points in
-    source-frame coordinates, for the shard JSON); ``png`` is the lossless crop or None.
+    source-frame coordinates, for the shard JSON); ``crop`` is the encoded lossless crop or None.
 
     * crop stored: ``status = "ok"``, ``key = tables.sample_key(video_id, frame_idx)``;
     * a frame without a crop: its status (``no_face``, ``too_small``, ``detector_error``,

@@ -12,6 +12,6 @@ Only :mod:`.scoring` is imported here: the workflow's rules rerun when a module 
 changes, and evaluation does not depend on the faces stage that ``predict`` also runs.
 """
 
-from .scoring import predict_frames, predict_images, score_pngs
+from .scoring import predict_frames, predict_images, score_crops
 
-__all__ = ["predict_frames", "predict_images", "score_pngs"]
+__all__ = ["predict_frames", "predict_images", "score_crops"]

@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 
 from .. import logs, tables
-from ..faces import CropSettings, crop_frame, encode_png, extract_video, make_backend, preflight
+from ..codec import encode
+from ..faces import CropSettings, crop_frame, extract_video, make_backend, preflight
 from ..video import probe
 from .resolve import ResolvedModel
-from .scoring import score_pngs
+from .scoring import score_crops
 
 log = logging.getLogger("pipeline.predict")
 
@@ -62,7 +63,7 @@ def _image_crops(path: Path, backend, settings: CropSettings) -> tuple[list[tupl
     if bgr is None:
         return [(None, tables.STATUS_DECODE_ERROR, None)], "not a readable image"
     res = crop_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), backend, settings, where=str(path))
-    png = encode_png(res.crop, settings.png_level) if res.status == tables.STATUS_OK else None
+    png = encode(res.crop, settings.codec, settings.png_level) if res.status == tables.STATUS_OK else None
     return [(0, res.status, png)], ""
 
 
@@ -105,7 +106,7 @@ def predict_files(model: ResolvedModel, inputs: list[tuple[Path, str]], *, devic
         for path, kind in inputs:
             crops, error = (_video_crops if kind == "video" else _image_crops)(path, backend, settings)
             status, message = _outcome(kind, crops, error, settings)
-            scores = iter(score_pngs(detector, [png for _, _, png in crops if png is not None],
+            scores = iter(score_crops(detector, [png for _, _, png in crops if png is not None],
                                      batch_size=batch_size, device=device))
             frames = [{"frame_idx": i, "status": s, "p_fake": next(scores) if png is not None else None}
                       for i, s, png in crops]

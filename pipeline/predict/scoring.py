@@ -8,7 +8,7 @@ import polars as pl
 import torch
 from PIL import Image
 
-from .. import logs, tables
+from .. import codec, logs, tables
 from ..data import make_loader, shard_dataset, to_uint8
 from ..model import Detector, autocast
 
@@ -87,10 +87,11 @@ def _score_images(detector: Detector, images, *, batch_size: int, device) -> lis
     return out
 
 
-def score_pngs(detector: Detector, pngs: list[bytes], *, batch_size: int = 64, device="cpu") -> list[float]:
-    """p(fake) of face crops given as PNG bytes (as the faces stage stores them), decoded as the
-    workflow's loader decodes a shard's crop."""
-    return _score_images(detector, (Image.open(io.BytesIO(b)) for b in pngs), batch_size=batch_size, device=device)
+def score_crops(detector: Detector, crops: list[bytes], *, batch_size: int = 64, device="cpu") -> list[float]:
+    """p(fake) of face crops given as encoded bytes (QOI or PNG, as the faces stage stores them), decoded
+    as the workflow's evaluation decodes a shard's crop."""
+    images = (Image.fromarray(codec.decode(b, "crop")) for b in crops)
+    return _score_images(detector, images, batch_size=batch_size, device=device)
 
 
 def predict_images(detector: Detector, paths: list, *, batch_size: int = 64, device="cpu") -> list[float]:
