@@ -3,7 +3,8 @@
 #
 # Installs (Debian: slurm-wlm, munge) and starts munged, slurmctld and slurmd with a default
 # partition `main` and a `gpu` partition (two fake GPUs), one node declaring 16 GB. Runs the demo
-# locally and through SLURM, cancels one training job while it runs, then checks: every compute job
+# locally and through SLURM (the demo made smaller by .ci/slurm_demo.yaml), cancels one training job
+# while it runs, then checks: every compute job
 # went through sbatch (features, train, evaluate and robustness in `gpu` with a GPU, faces in the default partition), the
 # tiny rules did not, the cancelled job was resubmitted and the run completed, metrics equal the
 # local run's, and a second run submits nothing. Stops exactly the daemons it started, by PID.
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 STATE=${CI_SLURM_STATE:-/tmp/ci-slurm}
 HOST=$(hostname -s)
-DEMO=(--configfile config/demo.yaml)  # after the target: --configfile takes several files
+DEMO=(--configfile config/demo.yaml slurm_demo.yaml)  # after the target: --configfile takes several files
 TARGET=results/demo/report.html
 # This cluster has no accounting database: README "Running on a cluster" tells such sites to pass this.
 SITE=(--slurm-status-command squeue)
@@ -156,7 +157,7 @@ PLUGIN=$(python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "
 SMK=("$STATE/venv/bin/python" -m snakemake)
 
 # ---- the demo, locally and on SLURM ------------------------------------------------------------
-copy() { mkdir -p "$1" && cp -r Snakefile config.yaml config workflow profiles envs pipeline "$1"/; }
+copy() { mkdir -p "$1" && cp -r Snakefile config.yaml config workflow profiles envs pipeline .ci/slurm_demo.yaml "$1"/; }
 copy "$STATE/local" && copy "$STATE/slurm"
 
 t=$SECONDS
