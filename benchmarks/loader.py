@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faces_workers import cpu_name  # noqa: E402
 
-from pipeline.codec import encode  # noqa: E402
+from pipeline.codec import CODECS, encode  # noqa: E402
 from pipeline.data import Augmenter, ShardCrops, to_uint8  # noqa: E402
 from pipeline.model import CLIP_MEAN, CLIP_STD, normalize  # noqa: E402
 from pipeline.training.loader import train_loader  # noqa: E402
@@ -129,7 +129,7 @@ def main(argv=None) -> None:
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--image-size", type=int, default=224)
-    ap.add_argument("--codec", choices=["qoi", "png"], default="qoi", help="crop codec of our shard")
+    ap.add_argument("--codec", choices=CODECS, default=CODECS[0], help="crop codec of our shard")
     ap.add_argument("--batch", type=int, default=32)
     a = ap.parse_args(argv)
     if a.quick:

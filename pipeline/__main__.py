@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from pipeline.codec import CODECS
+
 
 def _index(a):
     from pipeline.index import build_index
@@ -113,7 +115,7 @@ def _dataset_verbs(verb, adapters) -> None:
                    help="the five alignment points")
     p.add_argument("--choice", default="largest", choices=["largest", "mask"], help="which face of a frame")
     p.add_argument("--min-side", type=int, default=64, help="frames with a shorter side are not searched")
-    p.add_argument("--codec", default="qoi", choices=["qoi", "png"], help="lossless format of the stored crops")
+    p.add_argument("--codec", default=CODECS[0], choices=CODECS, help="lossless format of the stored crops")
     p.add_argument("--png-level", type=int, default=1, help="PNG compression level (the crop is the same)")
     p.add_argument("--threads", type=int, default=1, help="worker processes")
 

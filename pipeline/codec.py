@@ -8,11 +8,11 @@ so shards written with either setting (and imported crops, stored as PNG) are re
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+import pyspng  # libspng: about 1.5x libpng's speed
+import qoi
 
 CODECS = ("qoi", "png")
-EXTENSIONS = frozenset(CODECS)
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _QOI_MAGIC = b"qoif"
 
@@ -20,10 +20,10 @@ _QOI_MAGIC = b"qoif"
 def encode(rgb: np.ndarray, codec: str = "qoi", png_level: int = 1) -> bytes:
     """RGB ``uint8 [H, W, 3]`` -> bytes of ``codec`` (``png_level``: zlib level, PNG only)."""
     if codec == "qoi":
-        import qoi
-
         return qoi.encode(np.ascontiguousarray(rgb))
     if codec == "png":
+        import cv2
+
         ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                                [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)])
         if not ok:
@@ -46,14 +46,7 @@ def decode(data: bytes, name: str) -> np.ndarray:
 
     ``name`` (the member or key) is only for the message of a :class:`ValueError` on corrupt data."""
     try:
-        if data.startswith(_QOI_MAGIC):
-            import qoi
-
-            rgb = qoi.decode(data)
-        else:
-            import pyspng  # libspng: about 1.5x libpng's speed
-
-            rgb = pyspng.load(data)
+        rgb = qoi.decode(data) if data.startswith(_QOI_MAGIC) else pyspng.load(data)
     except Exception as exc:  # both raise bare exceptions on corrupt data
         raise ValueError(f"crop {name}: not a decodable QOI or PNG image ({exc})") from None
     if rgb.ndim == 2:

@@ -248,9 +248,9 @@ class ShardCrops(torch.utils.data.Dataset):
 
     Each process indexes a shard's members (name -> offset, size; checked by
     :func:`pipeline.shards.index_members`) the first time it reads from it and keeps the file open,
-    so an item costs one seek and one read. Labels and video ids come from the table (the manifest
-    checked them against the shards). Augmentations are seeded by (seed,
-    epoch, key): a crop gets the same pixels whatever the worker count or the order. An item is a
+    so an item costs one positioned read. Labels and video ids come from the table (the manifest
+    checked them against the shards). Augmentations are seeded by (seed, epoch, key): a crop gets
+    the same pixels whatever the worker count or the order. An item is a
     row number, or ``(epoch, row)`` so that persistent workers need no :meth:`set_epoch` message.
     ``pixel_values`` are ``uint8``: the consumer applies the detector's ``normalize`` on its device. With
     augmentations the OpenCV path (:func:`_decode_train`) runs; without (validation), the PIL path

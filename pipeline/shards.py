@@ -14,9 +14,10 @@ import re
 import tarfile
 from pathlib import Path
 
+from .codec import CODECS
 from .files import tar_ends_cleanly
 
-MEMBER = re.compile(r"[A-Za-z0-9_\-]+\.(qoi|png|json)")
+MEMBER = re.compile(r"[A-Za-z0-9_\-]+\.(%s|json)" % "|".join(CODECS))
 REBUILD = "delete it and its .parquet and run the workflow again to rebuild it"
 
 
