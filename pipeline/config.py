@@ -227,9 +227,10 @@ def index_params(config: dict, dataset: str) -> dict:
 
 
 def weights_params(config: dict, name: str) -> dict:
-    """What fetching one weight set depends on (the seed only for randomly initialised weights)."""
+    """What fetching one weight set depends on (the seed only for randomly initialised weights: the
+    entry's own ``seed`` if it sets one, else the global seed)."""
     entry = config["weights"][name]
-    return {"entry": entry, "seed": config["seed"] if "random" in entry else None}
+    return {"entry": entry, "seed": int(entry["random"].get("seed", config["seed"])) if "random" in entry else None}
 
 
 FACES_CROP_KEYS = ("num_frames", "size", "scale", "points", "choice", "min_side", "codec", "png_level")

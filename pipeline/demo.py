@@ -7,7 +7,9 @@ face box about (175,76)-(265,166)). Its 68 landmarks are found once with dlib
 * **Real** video ``real_NNNN``: a head-and-shoulders cut of the photograph (soft elliptical alpha)
   composited onto a per-video background, with the face moving (smooth sinusoidal translation),
   scaling (about 0.88-1.12), slightly rotating, and changing brightness over the frames; some
-  videos are mirrored. Background ``style``: ``"gradient"`` (random two-colour gradient + sensor
+  videos are mirrored; each video has its own white balance (each channel x 0.75-1.25) and focus
+  (most videos are somewhat out of focus: the whole frame blurred, sigma up to 2 px at 256 px), so
+  colour and sharpness alone do not tell a fake. Background ``style``: ``"gradient"`` (random two-colour gradient + sensor
   noise) or ``"texture"`` (blurred random noise + stripes), so a second benchmark can differ in
   style.
 * **Fake** video ``fake_NNNN`` (method ``"SBI"``, ``source_id = real_NNNN``, same split): the
@@ -191,7 +193,8 @@ def render_real(
     amp_rot = rng.uniform(0.0, 5.0)
     amp_gain = rng.uniform(0.04, 0.14)
     centre = np.array([size / 2.0, size * 0.47]) + rng.uniform(-0.04, 0.04, size=2) * size
-    colour = rng.uniform(0.92, 1.08, size=3).astype(np.float32)  # per-video white balance
+    colour = rng.uniform(0.75, 1.25, size=3).astype(np.float32)  # per-video white balance
+    defocus = rng.uniform(0.0, 2.0) * size / 256.0  # per-video focus: the whole frame, real or fake
     face_centre = src.landmarks.mean(axis=0)
 
     out_frames: list[np.ndarray] = []
@@ -207,6 +210,8 @@ def render_real(
         fg = cv2.warpAffine(src.image, m, (size, size), flags=cv2.INTER_LINEAR).astype(np.float32)
         a = cv2.warpAffine(src.alpha, m, (size, size), flags=cv2.INTER_LINEAR)[..., None]
         frame = a * (fg * colour * gain) + (1.0 - a) * bg
+        if defocus > 0.3:
+            frame = cv2.GaussianBlur(frame, (0, 0), defocus)
         frame += rng.standard_normal(frame.shape, dtype=np.float32) * noise_sigma
         out_frames.append(np.clip(frame + 0.5, 0, 255).astype(np.uint8))
         out_lms.append(_apply(m, src.landmarks))

@@ -25,7 +25,7 @@ def fetch_weights(name: str, entry: dict, dest: str | Path, marker: str | Path, 
     if kind == "random":
         from pipeline.model import save_random_backbone
 
-        save_random_backbone(dest, dict(value), seed=seed)
+        save_random_backbone(dest, {k: v for k, v in value.items() if k != "seed"}, seed=seed)
         info = {"kind": "random", "config": value, "seed": seed}
     elif kind == "hub":
         from huggingface_hub import snapshot_download

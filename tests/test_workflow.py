@@ -85,7 +85,7 @@ def demo_variant(work: Path, name: str, edit) -> str:
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory, repo):
     work = copy_workflow(repo, tmp_path_factory.mktemp("workflow"))
-    snakemake(work, "--workflow-profile", "profiles/demo")  # the README's command: the profile names the config
+    snakemake(work, "--workflow-profile", "profiles/demo", timeout=2400)  # the README's command
     assert (work / DEMO_TARGET).is_file()
     return work
 
@@ -110,6 +110,7 @@ def test_demo_run_produces_metrics_for_every_model_and_benchmark(demo):
              for m in cfg["models"] for b in cfg["benchmarks"]}
     assert auroc["lnclip_df", "demo"] >= 0.90, auroc
     assert auroc["lnclip_df", "demo"] > auroc["linear_probe", "demo"] + 0.1, auroc
+    assert auroc["lnclip_df", "demo_shift"] > auroc["linear_probe", "demo_shift"] + 0.1, auroc
     assert auroc["lnclip_df", "demo_shift"] <= auroc["lnclip_df", "demo"] - 0.05, auroc
     html = (results / "report.html").read_text()
     assert "say nothing about real deepfakes" in html
@@ -123,7 +124,8 @@ def test_demo_shards_match_the_manifest(demo):
     results = demo / "results/demo"
     frames = pl.read_parquet(results / "demo/frames.parquet")
     crops = frames.filter(pl.col("key").is_not_null())
-    assert crops.height > 0.9 * frames.height  # HOG finds the face in (nearly) every frame
+    # HOG finds the face in nearly every frame (most demo videos are somewhat out of focus by design)
+    assert crops.height > 0.85 * frames.height
     for shard, group in crops.group_by("shard"):
         keys = [s["__key__"] for s in wds.WebDataset(str(demo / shard[0]), shardshuffle=False)]
         assert sorted(keys) == sorted(group["key"].to_list())
