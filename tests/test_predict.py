@@ -45,7 +45,7 @@ def workflow(tmp_path_factory, repo, tiny_clip):
     cfg = pconfig.validate_config(cfg)
     L = layout.from_config(cfg)
     ds = work / "videos"
-    demo.make_demo_dataset(ds, seed=3, counts={"test": 1}, frames=8, corrupt=0)  # real_0000, fake_0000
+    demo.make_demo_dataset(ds, seed=3, counts={"test": 2}, frames=8, corrupt=0)  # real_000[01], fake_000[01]
 
     weights = work / L.weights_download("tiny_clip")
     fetch_weights("tiny_clip", cfg["weights"]["tiny_clip"], weights, work / L.weights_marker("tiny_clip"),
@@ -80,7 +80,7 @@ def test_videos_images_and_folders_score_as_the_workflow(workflow, tmp_path, mon
     cv2.imwrite(str(image), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     folder = tmp_path / "folder" / "nested"
     folder.mkdir(parents=True)
-    shutil.copy(workflow["paths"]["real_0000"], folder / "clip.MP4")
+    shutil.copy(workflow["paths"]["real_0001"], folder / "clip.MP4")  # another video than the fake's
 
     model = resolve_model(f"results/demo/models/{MODEL}")
     assert model.config_path.name == "config.yaml" and model.notes == []
@@ -93,9 +93,9 @@ def test_videos_images_and_folders_score_as_the_workflow(workflow, tmp_path, mon
     assert [(r.frames_scored, r.frames_sampled) for r in got] == [(4, 4), (1, 1), (4, 4)]
     expected = [_video_score(scores, "fake_0000"),
                 scores.filter((pl.col("video_id") == "fake_0000") & (pl.col("frame_idx") == frame_idx))["p_fake"][0],
-                _video_score(scores, "real_0000")]
+                _video_score(scores, "real_0001")]
     assert [r.p_fake for r in got] == pytest.approx(expected, abs=1e-5)
-    assert abs(expected[0] - expected[2]) > 1e-3  # the two videos differ: a mix-up would show
+    assert abs(expected[0] - expected[2]) > 1e-4  # ten times the tolerance above: a mix-up would show
     frames = scores.filter(pl.col("video_id") == "fake_0000").sort("frame_idx")
     assert [f["frame_idx"] for f in got[0].frames] == frames["frame_idx"].to_list()
     assert [f["p_fake"] for f in got[0].frames] == pytest.approx(frames["p_fake"].to_list(), abs=1e-5)
