@@ -3,9 +3,10 @@
 #   snakemake --cores 16 results/report.html                                      # real protocol
 #   snakemake --workflow-profile profiles/demo                                    # offline demo
 #
-# Stages (one rule file each in workflow/rules/): download -> index (checkpoint) -> faces (one job
-# per chunk of videos) -> manifest -> train (one job per model) -> evaluate (model x benchmark)
-# -> report. All logic lives in the `pipeline` package; scripts in workflow/scripts/ are adapters.
+# Stages, one rule file each in workflow/rules/ and one package each in pipeline/: fetch (downloads)
+# -> datasets (index, a checkpoint; import_crops; manifest) -> faces (one job per chunk of videos)
+# -> training (one job per model) -> evaluation (model x benchmark) -> report. All logic lives in the
+# `pipeline` package; scripts in workflow/scripts/ are adapters.
 
 from snakemake.utils import min_version
 
@@ -22,13 +23,11 @@ if not workflow.overwrite_configfiles:
 # common.smk validates the config against workflow/schemas/config.schema.yaml (filling in its
 # defaults) and checks its cross-references before anything else; a bad key fails naming it.
 include: "workflow/rules/common.smk"
-include: "workflow/rules/download.smk"
-include: "workflow/rules/index.smk"
+include: "workflow/rules/fetch.smk"
+include: "workflow/rules/datasets.smk"
 include: "workflow/rules/faces.smk"
-include: "workflow/rules/import.smk"
-include: "workflow/rules/manifest.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/report.smk"
 
 

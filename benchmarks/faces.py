@@ -40,7 +40,7 @@ def make_video(path: Path, w: int, h: int, frames: int, seed: int) -> Path:
     """The astronaut's head (face about h/4) drifting over a textured background."""
     from skimage import data
 
-    from pipeline.video import write_video
+    from pipeline.core.video import write_video
 
     head = np.ascontiguousarray(data.astronaut()[20:260, 110:330])  # face box ~90 px of 240
     s = (h / 4) / 90
@@ -105,7 +105,7 @@ class DeepfakeBenchLoop:
 
 
 def ours(backend, settings):
-    from pipeline.codec import decode
+    from pipeline.core.codec import decode
     from pipeline.faces import extract_video
 
     def run(path, indices):
@@ -117,7 +117,7 @@ def ours(backend, settings):
 
 
 def timed(fn, videos, k):
-    from pipeline.video import probe, sample_indices
+    from pipeline.core.video import probe, sample_indices
 
     crops, cpu = {}, 0.0
     for path in videos:
@@ -142,7 +142,7 @@ def realign_psnr(crops, backend):
 
 def crop_codecs(crops) -> None:
     """Encode and decode time and size of the lossless crop codecs (the decoded crop is the same)."""
-    from pipeline.codec import decode, encode
+    from pipeline.core.codec import decode, encode
 
     imgs = list(crops.values())[:20]
     print("codec        encode ms   decode ms   KiB/crop")

@@ -40,9 +40,9 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=2)
     a = ap.parse_args(argv)
 
-    from pipeline.demo import make_demo_dataset
+    from pipeline.fetch.demo import make_demo_dataset
     from pipeline.faces import extract_chunk
-    from pipeline.index import list_videos, probe_videos
+    from pipeline.datasets.index import list_videos, probe_videos
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

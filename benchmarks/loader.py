@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faces_workers import cpu_name  # noqa: E402
 
-from pipeline.codec import CODECS, encode  # noqa: E402
-from pipeline.data import Augmenter, ShardCrops, to_uint8  # noqa: E402
-from pipeline.model import CLIP_MEAN, CLIP_STD, normalize  # noqa: E402
+from pipeline.core.codec import CODECS, encode  # noqa: E402
+from pipeline.model.inputs import Augmenter, ShardCrops, to_uint8  # noqa: E402
+from pipeline.model.detector import CLIP_MEAN, CLIP_STD, normalize  # noqa: E402
 from pipeline.training.loader import train_loader  # noqa: E402
 
 

@@ -32,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faces_workers import cpu_name  # noqa: E402
 
-from pipeline.losses import LossConfig, slerp  # noqa: E402
-from pipeline.model import Detector  # noqa: E402
-from pipeline.optimizers import make_optimizer  # noqa: E402
+from pipeline.model.losses import LossConfig, slerp  # noqa: E402
+from pipeline.model.detector import Detector  # noqa: E402
+from pipeline.core.config import defaults  # noqa: E402
+from pipeline.training.optimizers import make_optimizer  # noqa: E402
 from pipeline.training.engine import Engine, autocast, cast_frozen, maybe_compile  # noqa: E402
 from pipeline.training.step import StepParts, train_step  # noqa: E402
 
@@ -126,7 +127,7 @@ def main(argv=None) -> None:
     loss_fn = LossConfig.from_dict(LOSS)
 
     ref = make_detector(cfg, "eager", device)
-    ref_opt = make_optimizer(ref.trainable_parameters(), {"name": "adamw"}, 1e-4)
+    ref_opt = make_optimizer(ref.trainable_parameters(), defaults("model", "optim"), 1e-4)
     logs: list = []
     t_ref = timed(lambda: reference_step(ref, ref_opt, loss_fn, pixels, labels, device, logs), steps, device)
     del ref, ref_opt
@@ -135,7 +136,7 @@ def main(argv=None) -> None:
     ours = make_detector(cfg, "sdpa", device)
     cast_frozen(ours.backbone, dtype)
     maybe_compile(ours.backbone, a.compile)
-    parts = StepParts(ours, make_optimizer(ours.trainable_parameters(), {"name": "adamw"}, 1e-4, fused=True),
+    parts = StepParts(ours, make_optimizer(ours.trainable_parameters(), defaults("model", "optim"), 1e-4, fused=True),
                       loss_fn, {"enabled": True}, device, dtype)
     batch_in = {"pixel_values": pixels.pin_memory() if gpu else pixels, "labels": labels}
     gen = torch.Generator().manual_seed(0)

@@ -38,7 +38,7 @@ def tiny_clip() -> dict:
 @pytest.fixture(scope="session")
 def backbone_dir(tmp_path_factory, tiny_clip) -> Path:
     """A tiny random CLIP saved with save_pretrained (the hub checkpoint's format: CLIPModel)."""
-    from pipeline.model import save_random_backbone
+    from pipeline.model.detector import save_random_backbone
 
     return save_random_backbone(tmp_path_factory.mktemp("clip") / "tiny", tiny_clip, seed=0, with_text=True)
 
@@ -51,6 +51,6 @@ TINY_DINOV3 = dict(TINY_CLIP, model_type="dinov3_vit", num_register_tokens=2)
 @pytest.fixture(scope="session")
 def dinov3_dir(tmp_path_factory) -> Path:
     """A tiny random DINOv3ViTModel saved with save_pretrained (the hub checkpoint's format)."""
-    from pipeline.model import save_random_backbone
+    from pipeline.model.detector import save_random_backbone
 
     return save_random_backbone(tmp_path_factory.mktemp("dinov3") / "tiny", TINY_DINOV3, seed=0)

@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline import adapters, index
-from pipeline.adapters import DatasetLayoutError
+from pipeline.datasets import adapters, index
+from pipeline.datasets.adapters import DatasetLayoutError
 
 
 @pytest.fixture(scope="session")
@@ -49,8 +49,10 @@ def test_registry_names_every_adapter_of_the_config_schema(repo):
 
     schema = yaml.safe_load((repo / "workflow/schemas/config.schema.yaml").read_text())
     enum = schema["properties"]["datasets"]["additionalProperties"]["properties"]["adapter"]["enum"]
-    assert sorted(enum) == sorted(adapters.ADAPTERS)
-    assert {n for n, a in adapters.ADAPTERS.items() if a.imports} == {"deepfakebench", "crops", "wilddeepfake"}
+    assert sorted(enum) == sorted(adapters.REGISTRY)
+    assert {n for n in adapters.REGISTRY if adapters.imports(n)} == {"deepfakebench", "crops", "wilddeepfake"}
+    for name, (module, _) in adapters.REGISTRY.items():  # each module registers the names it is listed for
+        assert adapters.get("x", name).name == name and adapters.ADAPTERS[name].list.__module__.endswith(module)
     with pytest.raises(ValueError, match="unknown adapter 'nope'.*known: celebdf"):
         index.list_videos("x", "nope", ".", {})
 
@@ -113,7 +115,7 @@ def test_dfd_holds_actor_reals_and_fakes_paired_by_actor_and_scene(tmp_path, put
 
 
 def test_dfd_benchmark_has_a_finite_auroc(tmp_path, put):
-    from pipeline.metrics import evaluate_scores
+    from pipeline.evaluation.metrics import evaluate_scores
 
     put(tmp_path, *[f"original_sequences/actors/c23/videos/{n}.mp4" for n in DFD_REALS],
         *[f"manipulated_sequences/DeepFakeDetection/c23/videos/{n}.mp4" for n in DFD_FAKES])
@@ -167,7 +169,7 @@ def test_celebdf_pp_methods_from_the_nested_synthesis_folders(tmp_path, put):
     assert sorted(df["method"]) == ["BlendFace", "LivePortrait", "SadTalker", "real"]
     assert r["Celeb-synthesis/FaceSwap/BlendFace/id0_id1_0001"]["source_id"] == "Celeb-real/id0_0001"
     assert r["Celeb-real/id0_0001"]["label"] == 0 and counts(df) == {("test", 0): 1, ("test", 1): 3}
-    assert adapters.ADAPTERS["celebdf_pp"].protocol({})[0].fake == 5100
+    assert adapters.get("x", "celebdf_pp").protocol({})[0].fake == 5100
     (tmp_path / "List_of_testing_videos.txt").write_text("0 Celeb-synthesis/id0_id1_0001.mp4\n")
     with pytest.raises(DatasetLayoutError, match="Celeb-synthesis/<family>/<method>.*adapter: celebdf"):
         index.list_videos("cdfpp", "celebdf_pp", tmp_path, {})
@@ -288,7 +290,7 @@ def test_folder_adapter_label_rule(tmp_path, put):
 
 
 def test_the_workflow_declares_completeness_where_the_index_writes_it():
-    from pipeline.layout import Layout, dataset_root
+    from pipeline.core.layout import Layout, dataset_root
 
     L = Layout("res")
     assert index.completeness_path(L.videos("cdf")) == Path(L.completeness("cdf"))

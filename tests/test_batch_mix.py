@@ -16,10 +16,10 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from pipeline import tables
-from pipeline.data import epoch_order
-from pipeline.model import save_random_backbone
-from pipeline.train import train_model
+from pipeline.core import tables
+from pipeline.model.inputs import epoch_order
+from pipeline.model.detector import save_random_backbone
+from pipeline.training import train_model
 
 from conftest import TINY_CLIP
 

@@ -3,10 +3,10 @@ import re
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from pipeline import config as pconfig
+from pipeline.core import config as pconfig
+from pipeline.training import kinds
+from pipeline.workflow import params
 
 SCHEMA = "workflow/schemas/config.schema.yaml"
 
@@ -17,8 +17,16 @@ def cfg(request, repo):
 
 
 def check(cfg, repo):
-    validate(cfg, schema=str(repo / SCHEMA))
+    pconfig.validate_config(cfg, repo / SCHEMA)
     pconfig.check_config(cfg)
+
+
+def validate(cfg, schema=None):
+    return pconfig.validate_config(cfg)
+
+
+def load(repo, name):
+    return pconfig.validate_config(pconfig.load(repo / name))
 
 
 def test_shipped_configs_are_valid_and_get_defaults(cfg, repo):
@@ -45,7 +53,7 @@ def test_bad_value_fails_validation_naming_the_key(cfg, repo, path, value, key):
     for k in path[:-1]:
         node = node.setdefault(k, {})
     node[path[-1]] = value
-    with pytest.raises(WorkflowError) as err:
+    with pytest.raises(pconfig.ConfigError) as err:
         validate(bad, schema=str(repo / SCHEMA))
     assert key in str(err.value)
 
@@ -53,7 +61,7 @@ def test_bad_value_fails_validation_naming_the_key(cfg, repo, path, value, key):
 def test_unknown_key_is_rejected(cfg, repo):
     bad = copy.deepcopy(cfg)
     bad["faces"]["num_frame"] = 32  # typo
-    with pytest.raises(WorkflowError, match="num_frame"):
+    with pytest.raises(pconfig.ConfigError, match="num_frame"):
         validate(bad, schema=str(repo / SCHEMA))
 
 
@@ -81,55 +89,57 @@ def test_dataset_source_must_name_an_entry_with_its_own_source(cfg):
 
 
 def test_model_config_merges_defaults_and_overrides(repo):
-    cfg = pconfig.load(repo / "config.yaml")
+    cfg = load(repo, "config.yaml")
     probe = pconfig.model_config(cfg, "linear_probe")
     full = pconfig.model_config(cfg, "lnclip_df")
     assert probe["ln_tuning"] is False and full["ln_tuning"] is True
     assert probe["loss"] == {"label_smoothing": 0.0, "alignment": 0.0, "uniformity": 0.0}
     assert probe["optim"] == full["optim"] == cfg["training"]["optim"]  # inherited, not copied
     assert probe["slerp"] == {"enabled": False, "expand_to": None}
+    assert probe["optim"]["name"] == "adamw" and probe["data"]["order"] == "shuffle"  # the schema's defaults
+    assert probe["seed"] == full["seed"] == cfg["seed"]
 
 
 def test_rule_params_hold_only_what_the_rule_depends_on(repo):
     cfg = pconfig.load(repo / "config/demo.yaml")
     validate(cfg, schema=str(repo / SCHEMA))
-    train = pconfig.train_params(cfg, "lnclip_df")
-    faces = pconfig.faces_params(cfg)
-    ev = pconfig.evaluate_params(cfg, "demo")
+    train = kinds.settings(cfg, "lnclip_df")
+    faces = params.faces(cfg)
+    ev = params.evaluate(cfg, "demo")
 
     more = copy.deepcopy(cfg)
     more["benchmarks"]["extra"] = {"dataset": "demo", "split": "val"}
     more["evaluate"]["bootstrap"] = 7
     more["faces"]["threads"] = 1  # threads do not change the crops
-    assert pconfig.train_params(more, "lnclip_df") == train
-    assert pconfig.faces_params(more) == faces
-    assert pconfig.evaluate_params(more, "demo") != ev
+    assert kinds.settings(more, "lnclip_df") == train
+    assert params.faces(more) == faces
+    assert params.evaluate(more, "demo") != ev
     assert train["model"]["backbone"].startswith("random:tiny_clip:")
 
 
 def test_random_weights_settings_reach_training(repo):
     """Whatever a weights entry resolves to is part of the models' training params: a change retrains."""
-    cfg = pconfig.load(repo / "config/demo.yaml")
-    before = pconfig.train_params(cfg, "lnclip_df")
+    cfg = load(repo, "config/demo.yaml")
+    before = kinds.settings(cfg, "lnclip_df")
     wider = copy.deepcopy(cfg)
     wider["weights"]["tiny_clip"]["random"]["hidden_size"] *= 2
-    assert pconfig.train_params(wider, "lnclip_df") != before
-    assert pconfig.weights_params(wider, "tiny_clip") != pconfig.weights_params(cfg, "tiny_clip")
+    assert kinds.settings(wider, "lnclip_df") != before
+    assert params.weights(wider, "tiny_clip") != params.weights(cfg, "tiny_clip")
     hub = copy.deepcopy(cfg)
     hub["weights"]["tiny_clip"] = {"hub": "openai/clip-vit-large-patch14"}
-    assert pconfig.train_params(hub, "lnclip_df")["model"]["backbone"] == "openai/clip-vit-large-patch14"
+    assert kinds.settings(hub, "lnclip_df")["model"]["backbone"] == "openai/clip-vit-large-patch14"
 
 
 def test_adapter_options_reindex_without_redownloading(repo):
-    cfg = pconfig.load(repo / "config.yaml")
+    cfg = load(repo, "config.yaml")
     edited = copy.deepcopy(cfg)
     edited["datasets"]["ffpp_c23"]["options"]["methods"] = ["real", "DF"]
-    assert pconfig.download_params(edited, "ffpp_c23") == pconfig.download_params(cfg, "ffpp_c23")
-    assert pconfig.index_params(edited, "ffpp_c23") != pconfig.index_params(cfg, "ffpp_c23")
+    assert params.download(edited, "ffpp_c23") == params.download(cfg, "ffpp_c23")
+    assert params.index(edited, "ffpp_c23") != params.index(cfg, "ffpp_c23")
     moved = copy.deepcopy(cfg)
     moved["datasets"]["ffpp_c23"]["source"] = {"path": "/data/ffpp"}
-    assert pconfig.download_params(moved, "ffpp_c23") != pconfig.download_params(cfg, "ffpp_c23")
-    assert pconfig.index_params(moved, "ffpp_c23") != pconfig.index_params(cfg, "ffpp_c23")
+    assert params.download(moved, "ffpp_c23") != params.download(cfg, "ffpp_c23")
+    assert params.index(moved, "ffpp_c23") != params.index(cfg, "ffpp_c23")
 
 
 def test_only_used_splits_are_listed(repo):
@@ -146,13 +156,13 @@ def test_seed_reaches_only_what_it_changes(repo):
     demo = pconfig.load(repo / "config/demo.yaml")
     for cfg in (real, demo):
         validate(cfg, schema=str(repo / SCHEMA))
-    before = {name: (pconfig.download_params(c, ds), pconfig.index_params(c, ds), [pconfig.weights_params(c, w) for w in c["weights"]],
-                     pconfig.faces_params(c), pconfig.train_params(c, next(iter(c["models"]))))
+    before = {name: (params.download(c, ds), params.index(c, ds), [params.weights(c, w) for w in c["weights"]],
+                     params.faces(c), kinds.settings(c, next(iter(c["models"]))))
               for name, c, ds in (("real", real, "ffpp_c23"), ("demo", demo, "demo"))}
     for c in (real, demo):
         c["seed"] += 1
-    after = {name: (pconfig.download_params(c, ds), pconfig.index_params(c, ds), [pconfig.weights_params(c, w) for w in c["weights"]],
-                    pconfig.faces_params(c), pconfig.train_params(c, next(iter(c["models"]))))
+    after = {name: (params.download(c, ds), params.index(c, ds), [params.weights(c, w) for w in c["weights"]],
+                    params.faces(c), kinds.settings(c, next(iter(c["models"]))))
              for name, c, ds in (("real", real, "ffpp_c23"), ("demo", demo, "demo"))}
     # real protocol: same download, index, weights and crops; new training
     assert after["real"][:4] == before["real"][:4] and after["real"][4] != before["real"][4]
@@ -162,16 +172,16 @@ def test_seed_reaches_only_what_it_changes(repo):
     assert after["demo"][1:4] == before["demo"][1:4]
     # random weights without their own seed follow the global one
     del demo["weights"]["tiny_clip"]["random"]["seed"]
-    unseeded = pconfig.weights_params(demo, "tiny_clip")
+    unseeded = params.weights(demo, "tiny_clip")
     demo["seed"] += 1
-    assert pconfig.weights_params(demo, "tiny_clip") != unseeded
+    assert params.weights(demo, "tiny_clip") != unseeded
 
 
 def test_a_model_seed_overrides_the_global_seed_for_that_model_only(repo):
     cfg = pconfig.load(repo / "config/demo.yaml")
     cfg["models"]["lnclip_df_s2"] = {"seed": 2}
     validate(cfg, schema=str(repo / SCHEMA))
-    own, other = pconfig.train_params(cfg, "lnclip_df_s2"), pconfig.train_params(cfg, "lnclip_df")
+    own, other = kinds.settings(cfg, "lnclip_df_s2"), kinds.settings(cfg, "lnclip_df")
     assert own["seed"] == 2 and other["seed"] == cfg["seed"] == 7
     assert "seed" not in own["model"] and own["model"] == other["model"]
 
@@ -208,7 +218,7 @@ def test_model_kinds_are_checked(repo):
     cfg["models"]["published"] = {"kind": "released", "released": "gend_hub"}
     validate(cfg, schema=str(repo / SCHEMA))
     pconfig.check_config(cfg)
-    params = pconfig.train_params(cfg, "published")["model"]
+    params = kinds.settings(cfg, "published")["model"]
     assert params == {"kind": "released", "backbone": pconfig.weights_id(cfg, "tiny_clip"), "weights": "tiny_clip",
                       "released": "gend_hub", "checkpoint": "yermandy/GenD_CLIP_L_14"}
     only_released = {**cfg, "models": {"published": cfg["models"]["published"]}}
@@ -220,6 +230,10 @@ def test_model_kinds_are_checked(repo):
     with pytest.raises(pconfig.ConfigError, match="released is set but kind is 'train'"):
         pconfig.check_config(cfg)
     cfg["models"]["published"] = {"logistic": {"C": 2.0}}
+    with pytest.raises(pconfig.ConfigError, match="logistic is set but kind is 'train'"):
+        pconfig.check_config(cfg)
+    cfg["models"]["published"] = {}
+    cfg["training"]["logistic"] = {"C": 2.0}
     with pytest.raises(pconfig.ConfigError, match="logistic is set but kind is 'train'"):
         pconfig.check_config(cfg)
 
@@ -238,7 +252,7 @@ def test_every_commented_variant_in_config_yaml_is_valid(repo):
     assert pconfig.model_config(cfg, "gend")["slerp"]["enabled"] is False
     assert pconfig.model_config(cfg, "lnclip_df_expand")["slerp"]["expand_to"] == 1024
     assert cfg["weights"]["gend_dinov3_l"] == {"hub": "yermandy/GenD_DINOv3_L"}
-    dinov3 = pconfig.train_params(cfg, "gend_dinov3_released")["model"]
+    dinov3 = kinds.settings(cfg, "gend_dinov3_released")["model"]
     assert dinov3["backbone"] == "facebook/dinov3-vitl16-pretrain-lvd1689m"
     assert dinov3["checkpoint"] == "yermandy/GenD_DINOv3_L"
 
@@ -246,7 +260,7 @@ def test_every_commented_variant_in_config_yaml_is_valid(repo):
 def test_faces_params_hold_the_crop_and_the_backend(repo):
     cfg = pconfig.load(repo / "config.yaml")
     validate(cfg, schema=str(repo / SCHEMA))
-    p = pconfig.faces_params(cfg)
+    p = params.faces(cfg)
     assert p == {"backend": "dlib", "backend_options": {"passes": [[360, 0], [360, 1], [None, 1]]},
                  "crop": {"num_frames": 32, "size": 256, "scale": 1.3, "points": "deepfakebench",
                           "choice": "largest", "min_side": 64, "codec": "qoi", "png_level": 1}}
@@ -256,8 +270,8 @@ def test_faces_params_hold_the_crop_and_the_backend(repo):
     for key, value in (("choice", "mask"), ("points", "centres"), ("backend", "face_alignment")):
         other = copy.deepcopy(cfg)
         other["faces"][key] = value
-        assert pconfig.faces_params(other) != p, key
+        assert params.faces(other) != p, key
     fa = copy.deepcopy(cfg)
     fa["faces"]["backend_options"] = {"detector": "blazeface", "weights_dir": "/models/fa"}
-    assert pconfig.face_weights_params(fa) == {"detector": "blazeface", "dest": "/models/fa"}
-    assert pconfig.face_weights_params(cfg) == {"detector": "sfd", "dest": "resources/weights/face_alignment"}
+    assert params.face_weights(fa) == {"detector": "blazeface", "dest": "/models/fa"}
+    assert params.face_weights(cfg) == {"detector": "sfd", "dest": "resources/weights/face_alignment"}

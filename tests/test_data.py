@@ -10,9 +10,9 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from pipeline.data import DEFAULT_AUGMENT, Augmenter, make_loader, shard_dataset, to_uint8
-from pipeline.model import normalize
-from pipeline.tables import sample_key
+from pipeline.model.inputs import DEFAULT_AUGMENT, Augmenter, make_loader, shard_dataset, to_uint8
+from pipeline.model.detector import normalize
+from pipeline.core.tables import sample_key
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)

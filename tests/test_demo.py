@@ -8,7 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import demo, faces, video
+from pipeline.fetch import demo
+from pipeline import faces
+from pipeline.core import video
 
 COUNTS = {"train": 3, "val": 1, "test": 2}
 
@@ -38,7 +40,7 @@ def test_labels_counts_and_pairs(small):
     by_id = {r["video_id"]: r for r in good}
     assert len(by_id) == len(good)
     for r in good:
-        assert (small / r["path"]).is_file() and r["path"] == f"videos/{r['video_id']}.mp4"
+        assert (small / r["path"]).is_file() and r["path"] == f"{r['method']}/{r['video_id']}.mp4"
         if r["label"] == "0":
             assert r["method"] == "real" and r["source_id"] == r["video_id"]
         else:
@@ -48,21 +50,22 @@ def test_labels_counts_and_pairs(small):
 
 
 def test_videos_readable_and_corrupt_is_not(small):
-    info = video.probe(small / "videos" / "real_0000.mp4")
+    info = video.probe(small / "real" / "real_0000.mp4")
     assert info == {"frame_count": 10, "fps": 25.0, "width": 256, "height": 256, "error": None}
-    assert video.probe(small / "videos" / "broken_000.mp4")["error"] is not None
+    assert video.probe(small / "SBI" / "broken_000.mp4")["error"] is not None
 
 
 def test_same_seed_same_data(small, tmp_path):
     demo.make_demo_dataset(tmp_path, seed=11, counts=COUNTS, frames=10, corrupt=2)
     assert (tmp_path / "labels.csv").read_bytes() == (small / "labels.csv").read_bytes()
     for vid in ("real_0000", "fake_0004"):
-        a = dict(video.read_frames(small / "videos" / f"{vid}.mp4", [0, 9]))
-        b = dict(video.read_frames(tmp_path / "videos" / f"{vid}.mp4", [0, 9]))
+        folder = "real" if vid.startswith("real") else "SBI"
+        a = dict(video.read_frames(small / folder / f"{vid}.mp4", [0, 9]))
+        b = dict(video.read_frames(tmp_path / folder / f"{vid}.mp4", [0, 9]))
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[9], b[9])
         # the mp4v encoder is deterministic here: the files are identical too
-        assert (small / "videos" / f"{vid}.mp4").read_bytes() == (
-            tmp_path / "videos" / f"{vid}.mp4"
+        assert (small / folder / f"{vid}.mp4").read_bytes() == (
+            tmp_path / folder / f"{vid}.mp4"
         ).read_bytes()
     other = demo.render_pair(12, 0, frames=2)[0][0]
     assert not np.array_equal(other, demo.render_pair(11, 0, frames=2)[0][0])
@@ -85,8 +88,8 @@ def test_fake_differs_only_inside_face_region():
 def test_fake_region_in_decoded_videos(small):
     """After mp4v compression the difference is still concentrated in the face region."""
     _, _, masks, _ = demo.render_pair(11, 0, frames=10)
-    real = dict(video.read_frames(small / "videos" / "real_0000.mp4", range(10)))
-    fake = dict(video.read_frames(small / "videos" / "fake_0000.mp4", range(10)))
+    real = dict(video.read_frames(small / "real" / "real_0000.mp4", range(10)))
+    fake = dict(video.read_frames(small / "SBI" / "fake_0000.mp4", range(10)))
     for i in (0, 5, 9):
         d = np.abs(real[i].astype(int) - fake[i].astype(int)).mean(axis=2)
         assert d[masks[i] < 1e-3].mean() < 3.0

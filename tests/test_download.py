@@ -6,7 +6,11 @@ import zipfile
 
 import pytest
 
-from pipeline import download
+from pipeline.fetch import archives
+from pipeline.fetch import credentials
+from pipeline.fetch import datasets
+from pipeline.fetch import kaggle
+from pipeline.core import markers
 
 
 def make_zip(path, members: dict, symlink: str | None = None):
@@ -22,7 +26,7 @@ def make_zip(path, members: dict, symlink: str | None = None):
 
 def test_safe_extract_extracts_a_normal_archive(tmp_path):
     z = make_zip(tmp_path / "a.zip", {"FaceForensics++_C23/original/000.mp4": b"x", "csv/meta.csv": b"a,b\n"})
-    names = download.safe_extract(z, tmp_path / "out")
+    names = archives.safe_extract(z, tmp_path / "out")
     assert sorted(names) == ["FaceForensics++_C23/original/000.mp4", "csv/meta.csv"]
     assert (tmp_path / "out/FaceForensics++_C23/original/000.mp4").read_bytes() == b"x"
 
@@ -35,8 +39,8 @@ def test_safe_extract_extracts_a_normal_archive(tmp_path):
 def test_safe_extract_refuses_escapes_and_writes_nothing(tmp_path, members, symlink, match):
     z = make_zip(tmp_path / "bad.zip", members, symlink)
     out = tmp_path / "out"
-    with pytest.raises(download.DownloadError, match=match):
-        download.safe_extract(z, out)
+    with pytest.raises(archives.DownloadError, match=match):
+        archives.safe_extract(z, out)
     assert not (tmp_path / "evil.txt").exists()
     assert not out.exists() or not any(out.iterdir())
 
@@ -44,13 +48,13 @@ def test_safe_extract_refuses_escapes_and_writes_nothing(tmp_path, members, syml
 def test_safe_extract_names_a_corrupt_archive(tmp_path):
     bad = tmp_path / "broken.zip"
     bad.write_bytes(b"PK\x03\x04 definitely not a zip")
-    with pytest.raises(download.DownloadError, match="broken.zip is not a valid zip"):
-        download.safe_extract(bad, tmp_path / "out")
+    with pytest.raises(archives.DownloadError, match="broken.zip is not a valid zip"):
+        archives.safe_extract(bad, tmp_path / "out")
 
 
 def test_path_source_missing_tells_the_user_what_to_do(tmp_path):
-    with pytest.raises(download.DownloadError, match=r"datasets\.cdf\.source\.path: .* does not exist.*set"):
-        download.fetch_dataset("cdf", {"path": str(tmp_path / "nope")}, tmp_path / "d", tmp_path / "m.done")
+    with pytest.raises(archives.DownloadError, match=r"datasets\.cdf\.source\.path: .* does not exist.*set"):
+        datasets.fetch_dataset("cdf", {"path": str(tmp_path / "nope")}, tmp_path / "d", tmp_path / "m.done")
     assert not (tmp_path / "m.done").exists()
 
 
@@ -58,22 +62,22 @@ def test_path_source_writes_a_listing_marker(tmp_path):
     tree = tmp_path / "tree"
     (tree / "a").mkdir(parents=True)
     (tree / "a" / "v.mp4").write_bytes(b"1234")
-    info = download.fetch_dataset("x", {"path": str(tree)}, tmp_path / "d", tmp_path / "m.done")
+    info = datasets.fetch_dataset("x", {"path": str(tree)}, tmp_path / "d", tmp_path / "m.done")
     assert info["file_count"] == 1 and info["bytes"] == 4
     assert json.loads((tmp_path / "m.done").read_text())["listing_sha256"] == info["listing_sha256"]
     (tree / "a" / "v.mp4").write_bytes(b"12345")
-    assert download.listing_digest(tree)[2] != info["listing_sha256"]
+    assert markers.listing_digest(tree)[2] != info["listing_sha256"]
 
 
 def test_kaggle_credentials_detection(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    assert not download.kaggle_credentials_present(env={}, home=home)
-    assert download.kaggle_credentials_present(env={"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}, home=home)
-    assert not download.kaggle_credentials_present(env={"KAGGLE_USERNAME": "u"}, home=home)
+    assert not credentials.kaggle_credentials_present(env={}, home=home)
+    assert credentials.kaggle_credentials_present(env={"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}, home=home)
+    assert not credentials.kaggle_credentials_present(env={"KAGGLE_USERNAME": "u"}, home=home)
     (home / ".config" / "kaggle").mkdir(parents=True)
     (home / ".config" / "kaggle" / "kaggle.json").write_text("{}")
-    assert download.kaggle_credentials_present(env={}, home=home)
+    assert credentials.kaggle_credentials_present(env={}, home=home)
 
 
 def test_kaggle_without_credentials_says_how_to_set_them(tmp_path, monkeypatch):
@@ -81,8 +85,8 @@ def test_kaggle_without_credentials_says_how_to_set_them(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    with pytest.raises(download.DownloadError, match="KAGGLE_USERNAME and KAGGLE_KEY"):
-        download.fetch_dataset("ff", {"kaggle": "xdxd003/ff-c23"}, tmp_path / "d", tmp_path / "m.done")
+    with pytest.raises(archives.DownloadError, match="KAGGLE_USERNAME and KAGGLE_KEY"):
+        datasets.fetch_dataset("ff", {"kaggle": "xdxd003/ff-c23"}, tmp_path / "d", tmp_path / "m.done")
 
 
 class FakeKaggleApi:
@@ -101,7 +105,7 @@ def test_fetch_kaggle_extracts_checksums_and_removes_the_archive(tmp_path, monke
     monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-key-value")
     api = FakeKaggleApi({"FaceForensics++_C23/original/000.mp4": b"v", "csv/x.csv": b"c"})
     with caplog.at_level(logging.DEBUG):
-        info = download.fetch_kaggle("xdxd003/ff-c23", tmp_path / "ds", api=api)
+        info = kaggle.fetch_kaggle("xdxd003/ff-c23", tmp_path / "ds", api=api)
     assert api.calls == [("xdxd003/ff-c23", str(tmp_path / "ds"), False)]
     assert (tmp_path / "ds/FaceForensics++_C23/original/000.mp4").read_bytes() == b"v"
     assert not (tmp_path / "ds/ff-c23.zip").exists()
@@ -142,15 +146,15 @@ def make_tar(path, members: dict, special: dict | None = None, mode: str = "w"):
 def test_tar_escapes_links_and_devices_are_refused_and_nothing_is_written(tmp_path, mode, members, special, match):
     archive = make_tar(tmp_path / "bad.tar", members, special, mode)
     out = tmp_path / "dest" / "out"
-    with pytest.raises(download.DownloadError, match=match):
-        download.safe_extract(archive, out)
+    with pytest.raises(archives.DownloadError, match=match):
+        archives.safe_extract(archive, out)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["bad.tar"]
 
 
 def test_zip_member_climbing_out_of_a_folder_is_refused(tmp_path):
     z = make_zip(tmp_path / "bad.zip", {"d/ok.txt": b"y", "d/../../evil.txt": b"x"})
-    with pytest.raises(download.DownloadError, match=r"'d/\.\./\.\./evil\.txt' would be written outside"):
-        download.safe_extract(z, tmp_path / "dest" / "out")
+    with pytest.raises(archives.DownloadError, match=r"'d/\.\./\.\./evil\.txt' would be written outside"):
+        archives.safe_extract(z, tmp_path / "dest" / "out")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["bad.zip"]
 
 
@@ -190,11 +194,11 @@ def test_truncated_archive_is_detected_deleted_and_fetched_again(tmp_path, kind,
             (Path(path) / f"{slug.split('/')[1]}.{kind}").write_bytes(served["data"])
 
     dest = tmp_path / "resources" / "ffpp"
-    with pytest.raises(download.CorruptArchive, match=r"ff\.(zip|tar|tar\.gz) is not a (valid zip|complete tar) "
+    with pytest.raises(archives.CorruptArchive, match=r"ff\.(zip|tar|tar\.gz) is not a (valid zip|complete tar) "
                                                       r"archive .*truncated.*deleted: run the workflow again"):
-        download.fetch_kaggle("someone/ff", dest, api=Client())
+        kaggle.fetch_kaggle("someone/ff", dest, api=Client())
     assert list(dest.iterdir()) == []  # nothing extracted, the bad archive gone
     served["data"] = whole
-    info = download.fetch_kaggle("someone/ff", dest, api=Client())
+    info = kaggle.fetch_kaggle("someone/ff", dest, api=Client())
     assert Client.calls == 2 and info["members"] == 3
     assert (dest / "FaceForensics++_C23/original/001.mp4").read_bytes() == b"w" * 3000

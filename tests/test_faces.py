@@ -16,7 +16,9 @@ import pytest
 from skimage import data
 from skimage.transform import SimilarityTransform
 
-from pipeline import codec, demo, faces, tables, video
+from pipeline.core import codec, tables, video
+from pipeline.fetch import demo
+from pipeline import faces
 
 TEMPLATE_256 = np.array(
     [[96.870, 120.433], [158.825, 120.090], [128.044, 155.669], [102.592, 191.939], [153.899, 191.656]]
@@ -146,7 +148,7 @@ def test_make_backend_registry():
 
 
 def test_missing_predictor_names_the_package(monkeypatch):
-    monkeypatch.setattr(faces.backends.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(faces.dlib_hog.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="face-recognition-models"):
         faces.dlib_predictor_path()
 
@@ -289,7 +291,7 @@ def tiny(tmp_path_factory):
     rows.append(_video_row(root, "blank/000", blank, 0, "real", "blank/000"))
     # a real clip whose index says 16 frames but which only has 8: frames past 7 are read_failed
     rows.append(
-        _video_row(root, "short", root / "videos" / "real_0000.mp4", 0, "real", "short", frame_count=16)
+        _video_row(root, "short", root / "real" / "real_0000.mp4", 0, "real", "short", frame_count=16)
     )
     df = tables.conform(pl.DataFrame(rows), tables.VIDEOS, "videos")
     return root, df

@@ -3,7 +3,6 @@ weights: random weights in the package's own file format, pre-seeded in its TORC
 
 from __future__ import annotations
 
-import math
 
 import cv2
 import numpy as np
@@ -12,7 +11,8 @@ import pytest
 import torch
 from skimage import data
 
-from pipeline import codec, faces, tables, video
+from pipeline.core import codec, tables, video
+from pipeline import faces
 from pipeline.faces import fan
 
 # (scale, degrees, centre x, centre y) of the reference crop in each 640x360 frame
@@ -154,7 +154,7 @@ def test_face_alignment_points_land_on_the_template_positions(fan_backend, known
     assert faces.psnr(faces.central_region(crop), faces.central_region(reference[0])) > 25
 
 
-def test_fetch_weights_downloads_each_file_once(tmp_path, monkeypatch):
+def test_fetch_face_weights_downloads_each_file_once(tmp_path, monkeypatch):
     """The download rule's function against a loopback HTTP server standing in for the weight hosts."""
     import functools
     import http.server
@@ -175,10 +175,13 @@ def test_fetch_weights_downloads_each_file_once(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        monkeypatch.setattr(fan, "weight_urls", lambda detector="sfd": {"a.pth": f"{base}/a.pth",
+        from pipeline.fetch import face_weights
+
+        monkeypatch.setattr(face_weights, "weight_urls", lambda detector="sfd": {"a.pth": f"{base}/a.pth",
                                                                        "b.npy": f"{base}/b.npy?raw=true"})
         dest, marker = tmp_path / "weights" / "face_alignment", tmp_path / "weights" / "face_alignment.done"
-        info = fan.fetch_weights(dest, "sfd", marker)
+        monkeypatch.setattr(fan, "weight_urls", face_weights.weight_urls)
+        info = face_weights.fetch_face_weights(dest, "sfd", marker)
         ckpt = fan.checkpoints_dir(dest)
         assert (ckpt / "a.pth").read_bytes() == b"A" * 1000 and (ckpt / "b.npy").read_bytes() == b"B" * 10
         assert json.loads(marker.read_text())["files"] == info["files"] and set(info["files"]) == {"a.pth", "b.npy"}
@@ -188,7 +191,7 @@ def test_fetch_weights_downloads_each_file_once(tmp_path, monkeypatch):
         os.umask(mask)
         assert {(ckpt / n).stat().st_mode & 0o777 for n in info["files"]} == {0o666 & ~mask}  # torch writes 0600
         n = len(hits)
-        fan.fetch_weights(dest, "sfd", marker)  # present files are not fetched again
+        face_weights.fetch_face_weights(dest, "sfd", marker)  # present files are not fetched again
         assert len(hits) == n == 2
         fan.require_weights({"weights_dir": str(dest)})  # complete: no error
     finally:

@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 from skimage import data
 
-from pipeline import faces, tables, video
+from pipeline import faces
+from pipeline.core import tables, video
 from pipeline.faces import extract
 
 # The astronaut's head (face box (175,76)-(265,166) in the 512-px photograph) on its own.

@@ -13,9 +13,10 @@ import polars as pl
 import pytest
 import torch
 
-from pipeline import faces, files, tables
-from pipeline.files import OutputError, replacing, write_json
-from pipeline.model import write_adapter
+from pipeline import faces
+from pipeline.core import files, tables
+from pipeline.core.files import OutputError, replacing, write_json
+from pipeline.model.detector import write_adapter
 
 FULL = (errno.ENOSPC, "the disk is full: free space there")
 DENIED = (errno.EACCES, "permission denied: make that folder writable for you")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pipeline.files import replacing, write_json
+from pipeline.core.files import replacing, write_json
 
 
 def test_failed_write_keeps_the_earlier_output_and_leaves_no_temp(tmp_path):
@@ -30,7 +30,7 @@ def test_outputs_get_the_usual_permissions_and_safetensors_canonical_bytes(tmp_p
     import torch
     from safetensors.torch import load_file, save
 
-    from pipeline.files import canonical_safetensors, replacing
+    from pipeline.core.files import canonical_safetensors, replacing
 
     tensors = {"b.weight": torch.arange(6.0).view(2, 3), "a.bias": torch.ones(3)}
     meta = {f"k{i}": str(i) for i in range(8)}

@@ -6,9 +6,9 @@ import os
 
 import polars as pl
 
-from pipeline import config as pconfig
-from pipeline import layout
-from pipeline.guard import damaged_outputs
+from pipeline.core import config as pconfig
+from pipeline.core import layout
+from pipeline.workflow.guard import damaged_outputs
 
 
 def touch(path: str) -> None:

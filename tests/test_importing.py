@@ -12,8 +12,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline import importing, index, tables
-from pipeline.adapters import DatasetLayoutError
+from pipeline.datasets import imports as importing, index
+from pipeline.core import tables
+from pipeline.datasets.adapters import DatasetLayoutError
 
 
 def png_bytes(seed: int, size: int = 24) -> bytes:
@@ -197,7 +198,7 @@ def test_import_records_a_vanished_or_unreadable_video(tmp_path):
 
 
 def test_incomplete_copy_reaches_stats_json_and_the_report(tmp_path):
-    from pipeline.manifest import build_manifest
+    from pipeline.datasets.manifest import build_manifest
     from pipeline.report import build_report
 
     root = tmp_path / "Celeb-DF-v2"
@@ -233,6 +234,6 @@ def test_command_line_index_and_import_match_the_functions(tmp_path, capsys):
     assert main(["import", "--videos", str(out / "videos.parquet"), "--split", "test", "--chunk", "0",
                  "--tar", str(out / "cli.tar"), "--table", str(out / "cli.parquet"), "--num-frames", "4"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"videos": 2, "crops": 8, "failures": 0}
-    videos = index.select_chunk(out / "videos.parquet", "test", 0)
+    videos = tables.select_chunk(out / "videos.parquet", "test", 0)
     importing.import_chunk(videos, out / "fn.tar", out / "fn.parquet", num_frames=4)
     assert (out / "cli.tar").read_bytes() == (out / "fn.tar").read_bytes()

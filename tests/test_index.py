@@ -6,7 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline import index, tables
+from pipeline.datasets import index
+from pipeline.core import tables
 
 # Optional: Celeb-DF v2's own List_of_testing_videos.txt (it ships with the dataset, not with this repository).
 CELEBDF_LIST = Path(os.environ.get("LNCLIP_CELEBDF_LIST", "/nonexistent"))
@@ -26,7 +27,9 @@ def write_video(path: Path, n=6, size=64):
 
 
 def test_official_ffpp_splits_are_complete():
-    split = index.ffpp_splits()
+    from pipeline.datasets.adapters.ffpp import ffpp_splits
+
+    split = ffpp_splits()
     assert len(split) == 1000
     assert sum(v == "test" for v in split.values()) == 140
     assert split["953"] == split["974"] == "test"
@@ -135,8 +138,8 @@ def test_build_index_keeps_unreadable_videos_with_a_reason(tmp_path):
     assert rows["r"]["width"] == 64 and rows["r"]["error"] is None
     assert rows["broken"]["error"] and rows["broken"]["frame_count"] is None
     assert rows["gone"]["error"] == "file not found"
-    assert index.chunks(out) == [("test", 0), ("test", 1)]
-    assert index.select_chunk(out, "test", 1)["video_id"].to_list() == stored["video_id"].to_list()[3:]
+    assert tables.chunks(out) == [("test", 0), ("test", 1)]
+    assert tables.select_chunk(out, "test", 1)["video_id"].to_list() == stored["video_id"].to_list()[3:]
     assert df.height == 4
 
 
@@ -160,7 +163,7 @@ def test_celebdf_adapter_on_a_generated_tree(tmp_path):
 def test_fingerprint_follows_content_not_names_or_times(tmp_path):
     """Same bytes, same fingerprint (a re-download reruns nothing); other bytes of the same size and
     name, another fingerprint (the faces jobs rerun); a folder of frames likewise."""
-    from pipeline.index import FINGERPRINT_BYTES, fingerprint
+    from pipeline.datasets.index import FINGERPRINT_BYTES, fingerprint
 
     rng = np.random.default_rng(0)
     data = rng.integers(0, 256, 3 * FINGERPRINT_BYTES, dtype=np.uint8).tobytes()

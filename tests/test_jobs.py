@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import jobs
+from pipeline.core import config as pconfig
+from pipeline.workflow import resources as jobs
 from test_workflow import copy_workflow
 
 DEMO = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/demo.yaml").read_text())
@@ -25,29 +26,31 @@ def test_memory_and_runtime_grow_with_each_attempt():
     config = {"resources": {"train": {"mem_mb": 32000, "runtime": 480}}}
     assert jobs.job_size(config, "train") == {"mem_mb": 32000, "runtime": 480}
     assert jobs.job_size(config, "train", attempt=2) == {"mem_mb": 64000, "runtime": 960}
-    assert jobs.job_size(config, "faces", attempt=3) == {"mem_mb": 3 * jobs.DEFAULT_SIZE["mem_mb"],
-                                                         "runtime": 3 * jobs.DEFAULT_SIZE["runtime"]}
+    default = pconfig.defaults("resources")["faces"]  # a rule the section does not mention: the schema's size
+    assert default == {"mem_mb": 4000, "runtime": 60}
+    assert jobs.job_size({"resources": {"faces": default}}, "faces", attempt=3) == {"mem_mb": 12000, "runtime": 180}
 
 
 def test_demo_jobs_fit_a_16_gb_node_even_on_retry():
+    demo = pconfig.validate_config(dict(DEMO))
     for rule in ("faces", "train", "evaluate"):
-        assert jobs.job_size(DEMO, rule, attempt=2)["mem_mb"] <= 16000, rule
+        assert jobs.job_size(demo, rule, attempt=2)["mem_mb"] <= 16000, rule
 
 
 def test_offline_job_environment_reaches_the_libraries(tmp_path):
-    code = ("from pipeline import jobs; import sys; jobs.offline_job(sys.argv[1]);"
+    code = ("from pipeline.workflow import job; import sys; job.offline(sys.argv[1]);"
             "import huggingface_hub.constants as c, torch.hub;"
             "print(c.HF_HUB_OFFLINE, torch.hub.get_dir())")
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("HF_HUB_OFFLINE", "TORCH_HOME")}
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
                          env=env).stdout.split()
-    assert out == ["True", str(tmp_path.resolve() / "resources/torch/hub")]
+    assert out == ["True", str(tmp_path.resolve() / "resources/weights/face_alignment/hub")]
 
 
 RANK_SCRIPT = """
 import os, sys
-from pipeline import jobs
-if not jobs.launch_distributed(__file__, int(sys.argv[1]) if len(sys.argv) > 1 else 2):
+from pipeline.workflow import job
+if not job.launch_distributed(__file__, int(sys.argv[1]) if len(sys.argv) > 1 else 2):
     out = os.path.join(os.path.dirname(__file__), f"rank{os.environ.get('RANK', 'single')}")
     with open(out, "w") as fh:
         fh.write(os.environ.get("WORLD_SIZE", "1"))

@@ -47,7 +47,9 @@ import pytest
 pytest.importorskip("kagglesdk")
 pytest.importorskip("requests")
 
-from pipeline import download  # noqa: E402
+from pipeline.fetch import archives  # noqa: E402
+from pipeline.fetch import datasets  # noqa: E402
+from pipeline.fetch import kaggle  # noqa: E402
 
 HOST, PORT = "127.0.0.1", 7777
 SLUG = "xdxd003/ff-c23"
@@ -260,7 +262,7 @@ def test_real_client_downloads_extracts_and_hides_the_key(kaggle_env, stub, caps
     stub.archive = make_zip(FFPP_MEMBERS)
     dest = kaggle_env / "resources" / "ffpp"
 
-    info = download.fetch_kaggle(SLUG, dest)
+    info = kaggle.fetch_kaggle(SLUG, dest)
 
     # the requests the real client made
     assert [(r["method"], r["path"]) for r in stub.requests] == [
@@ -302,8 +304,8 @@ def test_real_client_path_traversal_member_is_refused(kaggle_env, stub, capsys, 
     (root / "keep.txt").write_text("a sibling of dest that must stay as it is")
     before = {p for p in kaggle_env.rglob("*")}
 
-    with pytest.raises(download.DownloadError) as excinfo:
-        download.fetch_kaggle(SLUG, dest)
+    with pytest.raises(archives.DownloadError) as excinfo:
+        kaggle.fetch_kaggle(SLUG, dest)
 
     assert "'../evil.txt'" in str(excinfo.value) and "outside" in str(excinfo.value)
     assert [(r["method"], r["path"].split("?")[0]) for r in stub.requests] == [
@@ -338,8 +340,8 @@ def test_real_client_http_error_is_explained_and_leaves_no_archive(kaggle_env, s
     dest = kaggle_env / "resources" / "ffpp"
 
     # fetch_kaggle explains the real client's requests.HTTPError: dataset, status, what to do
-    with pytest.raises(download.DownloadError) as excinfo:
-        download.fetch_kaggle(SLUG, dest)
+    with pytest.raises(archives.DownloadError) as excinfo:
+        kaggle.fetch_kaggle(SLUG, dest)
 
     err = excinfo.value
     assert isinstance(err.__cause__, requests.HTTPError)
@@ -385,9 +387,9 @@ def test_interrupted_download_resumes_with_a_ranged_request(kaggle_env, stub, no
     dest = kaggle_env / "resources" / "ffpp"
     stub.cut_after = 1_300_000  # the line drops after 1.3 MB, and stays down for the client's retries
 
-    with pytest.raises(download.DownloadError, match=r"interrupted .*partial archive is kept: run the workflow "
+    with pytest.raises(archives.DownloadError, match=r"interrupted .*partial archive is kept: run the workflow "
                                                      r"again to resume"):
-        download.fetch_kaggle(SLUG, dest)
+        kaggle.fetch_kaggle(SLUG, dest)
     partial = dest / "ff-c23.zip"
     kept = partial.stat().st_size
     assert 0 < kept < total and (dest / "ff-c23.zip.kaggle-partial").is_file()
@@ -397,7 +399,7 @@ def test_interrupted_download_resumes_with_a_ranged_request(kaggle_env, stub, no
 
     stub.down = False  # the line is back: the same call again resumes
     stub.sent.clear()
-    info = download.fetch_kaggle(SLUG, dest)
+    info = kaggle.fetch_kaggle(SLUG, dest)
 
     resumed = [s for s in stub.sent if s[1] == 206]
     assert resumed == [(f"bytes={kept}-", 206, total - kept)]  # only the missing bytes were fetched
@@ -411,7 +413,7 @@ def test_interrupted_download_resumes_with_a_ranged_request(kaggle_env, stub, no
 
 
 def test_competition_download_feeds_the_dfdc_adapter(kaggle_env, stub):
-    from pipeline import index
+    from pipeline.datasets import index
 
     stub.storage_path = f"/storage/competitions/{COMPETITION}/{COMPETITION}.zip"
     stub.archive = make_zip({"test/videos/aaqaifqrwn.mp4": b"v1", "test/videos/aayfryxljh.mp4": b"v2",
@@ -419,7 +421,7 @@ def test_competition_download_feeds_the_dfdc_adapter(kaggle_env, stub):
     dest = kaggle_env / "resources" / "dfdc"
     marker = kaggle_env / "dfdc.done"
 
-    info = download.fetch_dataset("dfdc", {"kaggle_competition": COMPETITION}, dest, marker)
+    info = datasets.fetch_dataset("dfdc", {"kaggle_competition": COMPETITION}, dest, marker)
 
     api_call = stub.requests[0]
     assert (api_call["method"], api_call["path"]) == ("POST", COMPETITION_PATH)
@@ -435,13 +437,13 @@ def test_truncated_archive_is_detected_deleted_and_fetched_again(kaggle_env, stu
     stub.archive = whole[: len(whole) * 2 // 3]  # a storage object cut short (its size is what is announced)
     dest = kaggle_env / "resources" / "ffpp"
 
-    with pytest.raises(download.CorruptArchive, match=r"not a valid zip archive .*truncated.*deleted: run the "
+    with pytest.raises(archives.CorruptArchive, match=r"not a valid zip archive .*truncated.*deleted: run the "
                                                       r"workflow again"):
-        download.fetch_kaggle(SLUG, dest)
+        kaggle.fetch_kaggle(SLUG, dest)
     assert list(dest.iterdir()) == []  # nothing extracted, the bad archive gone (else "up to date" forever)
 
     stub.archive = whole
-    info = download.fetch_kaggle(SLUG, dest)
+    info = kaggle.fetch_kaggle(SLUG, dest)
     assert info["archive_sha256"] == hashlib.sha256(whole).hexdigest()
     assert (dest / "csv/FF++_Metadata.csv").read_bytes() == FFPP_MEMBERS["csv/FF++_Metadata.csv"]
 
@@ -461,14 +463,14 @@ def test_tar_with_dotdot_member_is_refused(kaggle_env, stub):
     stub.archive = make_tar({"test/labels.csv": b"filename,label\n", "../evil.txt": b"pwned"})
     dest = kaggle_env / "resources" / "dfdc"
 
-    with pytest.raises(download.DownloadError, match=r"member '\.\./evil\.txt' would be written outside"):
-        download.fetch_kaggle(COMPETITION, dest, competition=True)
+    with pytest.raises(archives.DownloadError, match=r"member '\.\./evil\.txt' would be written outside"):
+        kaggle.fetch_kaggle(COMPETITION, dest, competition=True)
     assert not any(p.name == "evil.txt" for p in kaggle_env.rglob("*"))
     assert [p.name for p in dest.iterdir()] == [f"{COMPETITION}.gz"]  # named after the URL's last suffix
 
     stub.archive = make_tar({"test/labels.csv": b"filename,label\n", "test/videos/a.mp4": b"v"})
     (dest / f"{COMPETITION}.gz").unlink()
-    info = download.fetch_kaggle(COMPETITION, dest, competition=True)
+    info = kaggle.fetch_kaggle(COMPETITION, dest, competition=True)
     assert info["members"] == 2 and (dest / "test/videos/a.mp4").read_bytes() == b"v"
 
 
@@ -479,14 +481,14 @@ def test_free_space_is_checked_before_download_and_before_extraction(kaggle_env,
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 5 * 10**9, 5 * 10**9))
     dest = kaggle_env / "resources" / "ffpp"
-    with pytest.raises(download.DownloadError, match=r"'xdxd003/ff-c23' \(archive \+ files\) needs 34.0 GB free"
+    with pytest.raises(archives.DownloadError, match=r"'xdxd003/ff-c23' \(archive \+ files\) needs 34.0 GB free"
                                                      r" in .*only 5.0 GB are free"):
-        download.fetch_kaggle(SLUG, dest)
+        kaggle.fetch_kaggle(SLUG, dest)
     assert stub.requests == []  # refused before any request
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 1000, 1000))
     stub.archive = make_zip(FFPP_MEMBERS)
-    with pytest.raises(download.DownloadError, match=r"extracting ff-c23-other.zip \(3 files\) needs"):
-        download.fetch_kaggle("xdxd003/ff-c23-other", dest, api=_ArchiveWriter(stub.archive))
+    with pytest.raises(archives.DownloadError, match=r"extracting ff-c23-other.zip \(3 files\) needs"):
+        kaggle.fetch_kaggle("xdxd003/ff-c23-other", dest, api=_ArchiveWriter(stub.archive))
     assert sorted(p.name for p in dest.iterdir()) == ["ff-c23-other.zip"]
 
 

@@ -19,14 +19,15 @@ from sklearn.preprocessing import StandardScaler
 from PIL import Image
 from transformers import CLIPModel
 
-from pipeline.evaluate import evaluate_benchmark
-from pipeline.features import extract_features, read_features
-from pipeline.logistic import score_features_file, train_logistic
-from pipeline.model import Detector, load_backbone, load_detector
-from pipeline.predict import predict_frames
-from pipeline.predict.scoring import score_crops
-from pipeline.released import ReleasedError, convert_released, map_gend
-from pipeline.train import LOG_SCHEMA
+from pipeline.evaluation.benchmark import evaluate_benchmark
+from pipeline.model.features import extract_features, read_features
+from pipeline.model.features import score_features_file
+from pipeline.training.logistic import train_logistic
+from pipeline.model.detector import Detector, load_backbone, load_detector
+from pipeline.evaluation import predict_frames
+from pipeline.evaluation.scoring import score_crops
+from pipeline.training.released import ReleasedError, convert_released, map_gend
+from pipeline.training import LOG_SCHEMA
 
 from test_train import toy  # noqa: F401  (the separable toy crops: 16 train + 8 val videos)
 
@@ -45,7 +46,7 @@ def test_features_are_the_backbone_output_in_frames_order(toy, features):  # noq
     crops = frames.filter((pl.col("split") == "val") & pl.col("key").is_not_null())
     assert rows["key"].to_list() == crops["key"].to_list() and x.shape == (32, 32) and x.dtype == np.float32
     detector = Detector(load_backbone(toy["backbone"]), ln_tuning=False, l2_norm=False).eval()
-    from pipeline.data import shard_dataset
+    from pipeline.model.inputs import shard_dataset
 
     ds = shard_dataset([crops["shard"][0]], {crops["key"][0]}, train=False, image_size=32, seed=0, epoch=0,
                        augment=None)
@@ -59,7 +60,7 @@ def test_features_are_the_backbone_output_in_frames_order(toy, features):  # noq
 
 
 def test_logistic_baseline_equals_scikit_learn_on_the_cached_features(toy, features, tmp_path):  # noqa: F811
-    cfg = {"backbone": "tiny", "logistic": {"C": 0.5}}
+    cfg = {"backbone": "tiny", "logistic": {"C": 0.5, "max_iter": 2000}}
     summary = train_logistic(features["train"], {"toy/val": features["val"]}, toy["backbone"], cfg,
                              tmp_path / "a.safetensors", tmp_path / "log.parquet", seed=3)
     rows, x = read_features(features["train"])

@@ -5,15 +5,7 @@ import math
 import pytest
 import torch
 
-from pipeline.losses import (
-    LossConfig,
-    alignment_loss,
-    slerp,
-    slerp_augment,
-    slerp_expand,
-    total_loss,
-    uniformity_loss,
-)
+from pipeline.model.losses import LossConfig, alignment_loss, slerp, slerp_augment, slerp_expand, total_loss, uniformity_loss
 
 
 def unit(deg):

@@ -3,7 +3,8 @@ import json
 import polars as pl
 import pytest
 
-from pipeline import manifest, tables
+from pipeline.datasets import manifest
+from pipeline.core import tables
 
 
 def videos():

@@ -1,4 +1,4 @@
-"""pipeline.metrics and pipeline.evaluate: values checked against sklearn and by hand."""
+"""pipeline.evaluation.metrics and pipeline.evaluation.benchmark: values checked against sklearn and by hand."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from pipeline import tables
-from pipeline.evaluate import evaluate_model
-from pipeline.metrics import binary_metrics, bootstrap_auroc, evaluate_scores, jsonable, video_scores
+from pipeline.core import tables
+from pipeline.evaluation.benchmark import evaluate_model
+from pipeline.evaluation.metrics import binary_metrics, bootstrap_auroc, evaluate_scores, jsonable, video_scores
 
 
 def _random(n=400, seed=0, sep=0.3):
@@ -382,7 +382,7 @@ def _scored(methods, n_real=40, n_fake=30, frames=3, seed=0):
 
 def test_bootstrap_resamples_match_sklearn_one_by_one():
     """The vectorised resample metrics are sklearn's, resample by resample (ties, one-class skips)."""
-    from pipeline.metrics import _curve_metrics, _resample_curves
+    from pipeline.evaluation.metrics import _curve_metrics, _resample_curves
 
     rng = np.random.default_rng(4)
     y = (rng.random(40) < 0.3).astype(int)
@@ -403,7 +403,7 @@ def test_bootstrap_resamples_match_sklearn_one_by_one():
 
 
 def test_bootstrap_ci_is_the_percentile_of_sklearn_resamples():
-    from pipeline.metrics import bootstrap_ci
+    from pipeline.evaluation.metrics import bootstrap_ci
 
     y, s = _random(n=60, seed=2)
     ci = bootstrap_ci(y, s, n=300, seed=5)

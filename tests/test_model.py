@@ -7,20 +7,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from pipeline.model import (
-    ADAPTER_FORMAT,
-    CLIP_MEAN,
-    CLIP_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Detector,
-    autocast,
-    load_backbone,
-    load_detector,
-    pick_device,
-    save_adapter,
-    save_random_backbone,
-)
+from pipeline.model.detector import ADAPTER_FORMAT, CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, Detector, autocast, load_backbone, load_detector, pick_device, save_adapter, save_random_backbone
 
 from conftest import TINY_CLIP as TINY
 from conftest import TINY_DINOV3

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.optimizers import make_optimizer
+from pipeline.core.config import defaults
+from pipeline.training.optimizers import make_optimizer
+
+OPTIM = defaults("model", "optim")  # name adamw, momentum 0.9, weight_decay 0: the config schema's
 
 
 def named_params():
@@ -19,7 +22,7 @@ def named_params():
                                       ("sgd", torch.optim.SGD), (None, torch.optim.AdamW)])
 def test_named_optimiser_with_undecayed_biases_and_norms(name, cls):
     named = named_params()
-    cfg = {"weight_decay": 0.05, **({"name": name} if name else {})}
+    cfg = {**OPTIM, "weight_decay": 0.05, **({"name": name} if name else {})}
     opt = make_optimizer(named, cfg, lr=0.01)
     assert type(opt) is cls
     decayed, plain = opt.param_groups
@@ -40,4 +43,4 @@ def test_sgd_steps_along_the_gradient():
 
 def test_unknown_optimiser_is_named():
     with pytest.raises(ValueError, match="'lion'.*adamw, adam, sgd"):
-        make_optimizer(named_params(), {"name": "lion"}, lr=0.1)
+        make_optimizer(named_params(), {**OPTIM, "name": "lion"}, lr=0.1)

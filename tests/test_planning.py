@@ -8,8 +8,8 @@ import yaml
 
 import pytest
 
-from pipeline import config as pconfig
-from pipeline import download
+from pipeline.core import config as pconfig
+from pipeline.workflow import warnings as planning
 
 
 @pytest.fixture
@@ -32,12 +32,13 @@ def _error(cfg) -> str:
 def test_unknown_key_is_named_with_the_closest_allowed_one(demo_cfg):
     cfg = copy.deepcopy(demo_cfg)
     cfg["faces"]["num_frame"] = cfg["faces"].pop("num_frames")
+    cfg["faces"].pop("chunk_size")
     cfg["evaluat"] = {}
     lines = _error(cfg).splitlines()
     assert lines[0] == "config/x.yaml does not match config.schema.yaml:"
     assert "  evaluat: unknown key; did you mean evaluate? allowed: benchmarks," in lines[1]
-    assert lines[2].startswith("  faces.num_frame: unknown key; did you mean num_frames? allowed: backend,")
-    assert lines[3] == "  faces.num_frames: missing; this key is required"
+    assert lines[2] == "  faces.chunk_size: missing; this key is required"
+    assert lines[3].startswith("  faces.num_frame: unknown key; did you mean num_frames? allowed: backend,")
     assert len(lines) == 4 and max(map(len, lines)) < 200  # no schema or config dump
 
 
@@ -63,41 +64,41 @@ def test_valid_config_gets_the_schema_defaults(demo_cfg):
 
 
 def test_kaggle_source_without_credentials_is_named_not_its_values(real_cfg, tmp_path):
-    msgs = download.missing_credentials(real_cfg, env={}, home=tmp_path)
+    msgs = planning.missing_credentials(real_cfg, env={}, home=tmp_path)
     assert msgs == [m for m in msgs if m.startswith("datasets.ffpp_c23.source.kaggle:")]
     assert len(msgs) == 1 and "'xdxd003/ff-c23' needs Kaggle credentials" in msgs[0]
     env = {"KAGGLE_USERNAME": "someone", "KAGGLE_KEY": "s3cr3t-value"}
-    assert download.missing_credentials(real_cfg, env=env, home=tmp_path) == []
+    assert planning.missing_credentials(real_cfg, env=env, home=tmp_path) == []
 
 
 def test_a_finished_download_needs_no_credentials(real_cfg, tmp_path):
     marker = tmp_path / "resources/datasets/ffpp_c23.done"
     marker.parent.mkdir(parents=True)
     marker.write_text("{}")
-    assert download.missing_credentials(real_cfg, env={}, home=tmp_path) == []
+    assert planning.missing_credentials(real_cfg, env={}, home=tmp_path) == []
 
 
 def test_hub_weights_offline_or_gated_without_token(real_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored `hf auth login` token
     monkeypatch.delenv("HF_TOKEN", raising=False)
     creds = {"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}
-    assert download.missing_credentials(real_cfg, env=creds, home=tmp_path) == []  # openai CLIP is public
-    offline = download.missing_credentials(real_cfg, env={**creds, "HF_HUB_OFFLINE": "1"}, home=tmp_path)
+    assert planning.missing_credentials(real_cfg, env=creds, home=tmp_path) == []  # openai CLIP is public
+    offline = planning.missing_credentials(real_cfg, env={**creds, "HF_HUB_OFFLINE": "1"}, home=tmp_path)
     assert len(offline) == 1 and "HF_HUB_OFFLINE is set" in offline[0]
     cfg = copy.deepcopy(real_cfg)
     (name,) = {pconfig.model_config(cfg, m)["weights"] for m in cfg["models"]}
     cfg["weights"][name] = {"hub": "someone/gated-clip"}
-    gated = download.missing_credentials(cfg, env=creds, home=tmp_path)
+    gated = planning.missing_credentials(cfg, env=creds, home=tmp_path)
     assert len(gated) == 1 and gated[0].startswith(f"weights.{name}.hub: no Hugging Face token found")
-    assert download.missing_credentials(cfg, env={**creds, "HF_TOKEN": "hf_xyz"}, home=tmp_path) == []
+    assert planning.missing_credentials(cfg, env={**creds, "HF_TOKEN": "hf_xyz"}, home=tmp_path) == []
 
 
 def test_planning_warnings_hold_missing_folders_and_credentials(real_cfg, tmp_path):
-    msgs = download.planning_warnings(real_cfg, env={}, home=tmp_path)
+    msgs = planning.planning_warnings(real_cfg, env={}, home=tmp_path)
     assert any("needs dataset 'celebdf_v2', but its folder" in m for m in msgs)
     assert any("needs Kaggle credentials" in m for m in msgs)
     secret = {"KAGGLE_USERNAME": "someone", "KAGGLE_KEY": "s3cr3t-value", "HF_TOKEN": "hf_s3cr3t"}
-    assert not any("s3cr3t" in m or "someone" in m for m in download.planning_warnings(real_cfg, env=secret))
+    assert not any("s3cr3t" in m or "someone" in m for m in planning.planning_warnings(real_cfg, env=secret))
 
 
 def test_command_line_reports_a_bad_config_in_a_few_lines(demo_cfg, tmp_path, capsys):

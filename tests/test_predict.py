@@ -1,7 +1,7 @@
 """``predict`` on videos, unaligned images and folders gives the workflow's scores for the same videos.
 
 A small workflow folder is laid out as the workflow leaves it (``config.yaml``, the backbone fetched by
-``pipeline.weights.fetch_weights`` into ``resources/weights``, an adapter whose metadata is what training
+``pipeline.fetch.weights.fetch_weights`` into ``resources/weights``, an adapter whose metadata is what training
 writes), and its benchmark videos go through the workflow's own functions (index -> faces chunk ->
 ``predict_frames``). ``predict``, run from that folder with only ``--model``, must give the same p(fake).
 """
@@ -20,16 +20,20 @@ import pytest
 import torch
 import yaml
 
-from pipeline import config as pconfig
-from pipeline import codec, demo, index, layout, video
+from pipeline.core import config as pconfig
+from pipeline.core import codec, layout, video
+from pipeline.fetch import demo
+from pipeline.datasets import index
+from pipeline.core import tables
 from pipeline.__main__ import main
 from pipeline.faces import extract_chunk
-from pipeline.model import Detector, load_backbone, load_detector, save_adapter
-from pipeline.predict import predict_frames
+from pipeline.model.detector import Detector, load_backbone, load_detector, save_adapter
+from pipeline.evaluation import predict_frames
 from pipeline.predict.files import predict_files
 from pipeline.predict.inputs import expand_inputs
 from pipeline.predict.resolve import PredictError, resolve_model
-from pipeline.weights import fetch_weights
+from pipeline.fetch.weights import fetch_weights
+from pipeline.training import kinds
 
 MODEL = "lnclip_df"
 
@@ -50,16 +54,16 @@ def workflow(tmp_path_factory, repo, tiny_clip):
     weights = work / L.weights_download("tiny_clip")
     fetch_weights("tiny_clip", cfg["weights"]["tiny_clip"], weights, work / L.weights_marker("tiny_clip"),
                   seed=cfg["seed"])
-    train = pconfig.train_params(cfg, MODEL)["model"]
+    train = kinds.settings(cfg, MODEL)["model"]
     torch.manual_seed(0)
     detector = Detector(load_backbone(weights), ln_tuning=True, l2_norm=True)
     detector.head.weight.data.normal_(0, 3.0)  # scores spread away from 0.5
     save_adapter(detector, work / L.adapter(MODEL), meta={"backbone": train["backbone"], "cfg": train, "seed": 7})
 
     videos = index.build_index("demo", "csv", ds, {}, work / L.videos("demo"), chunk_size=8)
-    faces = pconfig.faces_params(cfg)
+    faces = pconfig.faces_settings(cfg)
     table = work / L.shard("demo", "test", 0, "parquet")
-    extract_chunk(index.select_chunk(work / L.videos("demo"), "test", 0), work / L.shard("demo", "test", 0, "tar"),
+    extract_chunk(tables.select_chunk(work / L.videos("demo"), "test", 0), work / L.shard("demo", "test", 0, "tar"),
                   table, backend=faces["backend"], backend_options=faces["backend_options"], **faces["crop"])
     det, _ = load_detector(work / L.adapter(MODEL), weights)
     scores = predict_frames(det, pl.read_parquet(table))

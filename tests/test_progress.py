@@ -7,7 +7,7 @@ import logging
 import re
 import sys
 
-from pipeline import logs
+from pipeline.core import logs
 
 
 def test_log_lines_hold_counts_and_rates(caplog):

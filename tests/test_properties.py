@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import manifest, tables
-from pipeline.metrics import RANKING_KEYS, THRESHOLD_KEYS, binary_metrics
+from pipeline.datasets import manifest
+from pipeline.core import tables
+from pipeline.evaluation.metrics import RANKING_KEYS, THRESHOLD_KEYS, binary_metrics
 
 VALUE_KEYS = RANKING_KEYS + THRESHOLD_KEYS
 FRACTION_KEYS = tuple(k for k in VALUE_KEYS if k != "eer_threshold")

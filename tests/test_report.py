@@ -15,9 +15,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline import tables
-from pipeline.evaluate import evaluate_model
-from pipeline.metrics import evaluate_scores, jsonable
+from pipeline.core import tables
+from pipeline.evaluation.benchmark import evaluate_model
+from pipeline.evaluation.metrics import evaluate_scores, jsonable
 from pipeline.report import DEMO_TEXT, build_report, slug
 from pipeline.report.published import rows_for
 

@@ -13,13 +13,14 @@ import webdataset as wds
 from PIL import Image
 from skimage import data as skdata
 
-from pipeline import tables
-from pipeline.config import ConfigError, check_config
-from pipeline.evaluate import evaluate_robustness
-from pipeline.metrics import evaluate_scores, jsonable
-from pipeline.model import Detector, load_backbone, load_detector, save_adapter
-from pipeline.predict import predict_frames
-from pipeline.robustness import Corruption, check, derived_name, plan
+from pipeline.core import tables
+from pipeline.core.config import ConfigError, check_config
+from pipeline.evaluation.robustness import evaluate_robustness
+from pipeline.evaluation.metrics import evaluate_scores, jsonable
+from pipeline.model.detector import Detector, load_backbone, load_detector, save_adapter
+from pipeline.evaluation import predict_frames
+from pipeline.core.config import corruptions
+from pipeline.evaluation.robustness import Corruption, check, derived_name
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +66,14 @@ def test_bad_strengths_and_kinds_are_named():
 
 
 def test_plan_names_and_config_check():
+    none = {"benchmarks": [], "jpeg": [], "blur": [], "noise": [], "resize": []}  # the schema's defaults
     cfg = {"benchmarks": {"cdf": {"dataset": "d", "split": "test"}},
-           "robustness": {"benchmarks": ["cdf"], "jpeg": [80, 40], "blur": [], "resize": [0.5]}}
-    assert plan(cfg) == {"cdf": {"jpeg": [80.0, 40.0], "resize": [0.5]}}
-    assert plan({"benchmarks": {}}) == {} and plan({**cfg, "robustness": {"benchmarks": ["cdf"]}}) == {}
+           "robustness": {**none, "benchmarks": ["cdf"], "jpeg": [80, 40], "resize": [0.5]}}
+    assert corruptions(cfg) == {"cdf": {"jpeg": [80.0, 40.0], "resize": [0.5]}}
+    assert corruptions({"robustness": none}) == {} and corruptions({"robustness": {**none, "benchmarks": ["cdf"]}}) == {}
     assert derived_name("cdf", "jpeg", 40.0) == "cdf@jpeg=40" and derived_name("cdf", "resize", 0.5) == "cdf@resize=0.5"
     full = {"datasets": {"d": {"adapter": "csv", "source": {"path": "x"}}}, "weights": {}, "models": {},
-            "training": {}, **cfg, "robustness": {"benchmarks": ["nope"], "jpeg": [50]}}
+            "training": {}, **cfg, "robustness": {**none, "benchmarks": ["nope"], "jpeg": [50]}}
     with pytest.raises(ConfigError, match="robustness.benchmarks: 'nope' is not a name under benchmarks"):
         check_config(full)
 

@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.data import epoch_order
-from pipeline.sampling import balanced_order, order_for, paired_order
+from pipeline.model.inputs import epoch_order
+from pipeline.training.sampling import balanced_order, order_for, paired_order
 
 
 def ffpp_like(n_real: int = 20, frames: int = 8, methods=("DF", "F2F", "FS", "NT"), missing_reals=()):
@@ -79,7 +79,7 @@ def test_unknown_strategy_is_named():
 
 
 def test_video_fraction_keeps_whole_videos_with_their_fakes_seeded():
-    from pipeline.sampling import video_fraction
+    from pipeline.training.sampling import video_fraction
     frames, pairs = ffpp_like(n_real=40, frames=4, missing_reals=("real/007",))
     source = dict(zip(pairs["fake_id"], pairs["real_id"]))
     counts = frames.group_by("video_id").len()

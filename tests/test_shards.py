@@ -14,10 +14,10 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from pipeline import codec
-from pipeline.data import ShardCrops, shard_dataset
-from pipeline.shards import ShardError, index_members
-from pipeline.tables import sample_key
+from pipeline.core import codec
+from pipeline.model.inputs import ShardCrops, shard_dataset
+from pipeline.core.shards import ShardError, index_members
+from pipeline.core.tables import sample_key
 
 
 def _png(seed: int) -> bytes:

@@ -14,10 +14,10 @@ import webdataset as wds
 from PIL import Image
 from safetensors.torch import load_file
 
-from pipeline import tables
-from pipeline.model import load_detector, save_random_backbone
-from pipeline.predict import predict_frames
-from pipeline.train import LOG_SCHEMA, lr_at, train_model
+from pipeline.core import tables
+from pipeline.model.detector import load_detector, save_random_backbone
+from pipeline.evaluation import predict_frames
+from pipeline.training import LOG_SCHEMA, lr_at, train_model
 
 from conftest import TINY_CLIP as TINY
 

@@ -25,7 +25,7 @@ def test_two_gloo_processes_match_one(toy, tmp_path):  # noqa: F811
     run(toy, tmp_path / "one", _cfg())
     cmd = _command(toy, tmp_path)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m"]
-    done = subprocess.run(torchrun + cmd[2:], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(torchrun + cmd[2:], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     one = load_file(str(tmp_path / "one" / "adapter.safetensors"))
     two = load_file(str(tmp_path / "out" / "adapter.safetensors"))

@@ -3,6 +3,7 @@ with the adapter of an uninterrupted run, repeating fewer than ``engine.checkpoi
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from pipeline.config import load
+from pipeline.core.config import load
 
 from test_train import make_cfg, run, toy  # noqa: F401  (the toy fixture)
 
@@ -29,15 +30,20 @@ def _cfg():
 
 
 def _command(toy, tmp_path):  # noqa: F811
+    """``python -m pipeline train`` of a config whose one model trains on the toy crops (its frames.parquet
+    where the workflow's layout puts it, under ``tmp_path/results``); run it with ``cwd=tmp_path``."""
     cfg = _cfg()
     cfg.pop("backbone")
     config = load(REPO / "config.yaml")  # a complete config: the CLI validates it as the workflow does
-    config.update({"seed": 0, "weights": {"toy": {"path": str(toy["backbone"])}},
-                   "training": {**cfg, "weights": "toy"}, "models": {"m": {}}})
+    config.update({"seed": 0, "results": "results", "weights": {"toy": {"path": str(toy["backbone"])}},
+                   "datasets": {**config["datasets"], "toy": {"adapter": "csv", "source": {"path": str(tmp_path)}}},
+                   "training": {**cfg, "weights": "toy", "data": {**cfg["data"], "dataset": "toy"}},
+                   "models": {"m": {}}, "benchmarks": {"toy": {"dataset": "toy", "split": "test"}}, "robustness": {}})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "results" / "toy").mkdir(parents=True, exist_ok=True)
+    shutil.copy(toy["frames"], tmp_path / "results" / "toy" / "frames.parquet")  # its shard paths are absolute
     return [sys.executable, "-m", "pipeline", "train", "--config", str(tmp_path / "config.yaml"), "--model", "m",
-            "--frames", str(toy["frames"]), "--weights", str(toy["backbone"]), "--out-dir", str(tmp_path / "out"),
-            "--threads", "1"]
+            "--out-dir", str(tmp_path / "out"), "--threads", "1"]
 
 
 def test_sigkill_mid_epoch_then_same_command_gives_the_same_adapter(toy, tmp_path):  # noqa: F811
@@ -48,7 +54,7 @@ def test_sigkill_mid_epoch_then_same_command_gives_the_same_adapter(toy, tmp_pat
 
     cmd = _command(toy, tmp_path)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    job = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    job = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=tmp_path)
     seen = []
     for line in job.stderr:
         if m := STEP.search(line):
@@ -62,7 +68,7 @@ def test_sigkill_mid_epoch_then_same_command_gives_the_same_adapter(toy, tmp_pat
     last_done = max(seen)
     assert last_done < 63, "killed after the last step: not mid-epoch"
 
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     resumed_at = int(re.search(r"resumed from \S+ at step (\d+)", again.stderr).group(1))
     first_step = min(int(m.group(2)) for m in STEP.finditer(again.stderr))

@@ -10,9 +10,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from pipeline.losses import LossConfig
-from pipeline.model import Detector, load_backbone
-from pipeline.optimizers import make_optimizer
+from pipeline.model.losses import LossConfig
+from pipeline.model.detector import Detector, load_backbone
+from pipeline.core.config import defaults
+from pipeline.training.optimizers import make_optimizer
 from pipeline.training import NonFiniteLoss
 from pipeline.training import step as step_mod
 from pipeline.training.engine import DEFAULTS, Engine, cast_frozen
@@ -28,7 +29,7 @@ def _parts(backbone, dtype=torch.float32, accumulate=1, expand=None):
     torch.manual_seed(0)
     detector = Detector(load_backbone(backbone), ln_tuning=True, l2_norm=True)
     cast_frozen(detector.backbone, dtype)
-    opt = make_optimizer(detector.trainable_parameters(), {"name": "adamw"}, 1e-3, fused=True)
+    opt = make_optimizer(detector.trainable_parameters(), defaults("model", "optim"), 1e-3, fused=True)
     loss = LossConfig.from_dict({"label_smoothing": 0.1, "alignment": 0.1, "uniformity": 0.5})
     slerp = {"enabled": True, "expand_to": expand}
     return StepParts(detector, opt, loss, slerp, torch.device("cpu"), dtype, accumulate)

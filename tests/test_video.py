@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import video
+from pipeline.core import video
 
 
 def _write_avi(path, frames_rgb, fps=25):

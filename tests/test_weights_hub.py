@@ -55,7 +55,7 @@ TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_atten
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     """A real tiny CLIP (config.json + model.safetensors) plus files the hub repo also lists."""
-    from pipeline.model import save_random_backbone
+    from pipeline.model.detector import save_random_backbone
 
     src = save_random_backbone(tmp_path_factory.mktemp("hubsrc") / "src", dict(TINY), seed=0)
     (src / "preprocessor_config.json").write_text(json.dumps({
@@ -276,7 +276,7 @@ def _downloaded(dest: Path) -> list[str]:
 def _pooler(model_dir: Path):
     import torch
 
-    from pipeline.model import load_backbone
+    from pipeline.model.detector import load_backbone
 
     model = load_backbone(model_dir).eval()
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -289,8 +289,8 @@ def _pooler(model_dir: Path):
 
 
 def test_hub_download_fetches_only_allowed_files(hub, source, tmp_path):
-    from pipeline.download import read_marker
-    from pipeline.weights import fetch_weights
+    from pipeline.core.markers import read_marker
+    from pipeline.fetch.weights import fetch_weights
 
     dest, marker = tmp_path / "weights" / "clip", tmp_path / "weights" / "clip.done"
     info = fetch_weights("clip", {"hub": REPO_ID}, dest, marker)
@@ -328,8 +328,8 @@ def test_hub_download_fetches_only_allowed_files(hub, source, tmp_path):
 
 
 def test_hub_download_is_idempotent(hub, tmp_path):
-    from pipeline.download import read_marker
-    from pipeline.weights import fetch_weights
+    from pipeline.core.markers import read_marker
+    from pipeline.fetch.weights import fetch_weights
 
     dest, marker = tmp_path / "clip", tmp_path / "clip.done"
     first = fetch_weights("clip", {"hub": REPO_ID}, dest, marker)
@@ -340,10 +340,16 @@ def test_hub_download_is_idempotent(hub, tmp_path):
 
     assert second == first == read_marker(marker)
     assert _downloaded(dest) == ALLOWED
-    # No re-download: the second run only resolves "main" to the commit; the tree listing comes from
-    # dest/.cache/huggingface/trees/ and each file's recorded commit matches, so nothing is fetched.
-    assert hub.requests()[n_first:] == [f"GET /api/models/{REPO_ID}/revision/main"]
+    # No network at all: the files of the recorded fetch are there with their checksums (even when
+    # Snakemake deleted the marker before running the job again).
+    assert hub.requests()[n_first:] == []
     assert {name: (dest / name).stat().st_mtime_ns for name in ALLOWED} == stamps
+    marker.unlink()
+    assert fetch_weights("clip", {"hub": REPO_ID}, dest, marker) == first and hub.requests()[n_first:] == []
+    # a file that no longer matches the record: the hub client is asked again
+    (dest / "model.safetensors").unlink()
+    assert fetch_weights("clip", {"hub": REPO_ID}, dest, marker) == first
+    assert len(hub.requests()) > n_first and _downloaded(dest) == ALLOWED
 
 
 @pytest.mark.parametrize(
@@ -354,8 +360,8 @@ def test_hub_download_is_idempotent(hub, tmp_path):
      ((404, None), "unreachable")],  # a bare 404 (e.g. a mirror without the repo)
     ids=["gated-401", "gated-403", "missing-401", "bare-404"])
 def test_hub_refusal_names_the_repo(hub, tmp_path, deny, kind, capsys, caplog):
-    from pipeline.download import DownloadError
-    from pipeline.weights import fetch_weights
+    from pipeline.fetch.archives import DownloadError
+    from pipeline.fetch.weights import fetch_weights
 
     hub.deny = deny
     dest, marker = tmp_path / "clip", tmp_path / "clip.done"

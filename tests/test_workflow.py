@@ -6,6 +6,7 @@ ask Snakemake, with dry runs against that run's metadata, what a change would re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -187,17 +188,85 @@ def test_demo_robustness_curves_and_metrics_csv(demo):
     assert html.count('class="robustness" data-benchmark="demo"') == 1
 
 
-def test_training_module_change_reruns_training_not_faces(demo):
-    losses = demo / "pipeline/losses.py"
-    original = losses.read_text()
+@contextlib.contextmanager
+def one_line_added(work: Path, module: str):
+    """An edit that changes a module's code (not only its comments): one statement appended."""
+    path = work / module
+    original = path.read_text()
+    path.write_text(original + "\nUNUSED_CONSTANT = 1\n")
     try:
-        losses.write_text(original + "\n# a comment does not count\n")
-        assert planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {}
-        losses.write_text(original + "\nUNUSED_CONSTANT = 1\n")
-        assert planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {
-            "train": M, "evaluate": 2 * M, "robustness": R, "report": 1}
+        yield
     finally:
-        losses.write_text(original)
+        path.write_text(original)
+
+
+def reordered(node):
+    """The same config with every mapping's keys in reverse order."""
+    if isinstance(node, dict):
+        return {k: reordered(node[k]) for k in reversed(list(node))}
+    return [reordered(v) for v in node] if isinstance(node, list) else node
+
+
+GRADIENT = M - LR  # models whose training runs the losses (not the logistic baseline)
+DOWNLOADS = {"download_dataset", "download_weights", "download_face_weights"}
+
+
+def test_reordered_config_with_defaults_written_out_plans_nothing(demo):
+    def edit(c):
+        c["faces"]["min_side"] = 64  # the schema's defaults, written out
+        c["evaluate"]["workers"] = 0
+        c["models"]["lnclip_df"] = {"kind": "train", "optim": {"name": "adamw"}, "data": {"order": "shuffle"}}
+    path = demo / "config" / "reordered.yaml"
+    cfg = yaml.safe_load((demo / "config/demo.yaml").read_text())
+    edit(cfg)
+    cfg = reordered(cfg)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False, default_flow_style=True))  # another YAML style too
+    assert list(cfg)[0] != list(REPO_DEMO)[0]
+    assert planned(demo, "--configfile", "config/reordered.yaml", "--cores", "2", DEMO_TARGET) == {}
+
+
+@pytest.mark.parametrize("module, expected", [
+    ("pipeline/report/tidy.py", {"report": 1}),
+    ("pipeline/evaluation/robustness.py", {"robustness": R, "report": 1}),
+    ("pipeline/predict/files.py", {}),
+    ("pipeline/__main__.py", {}),
+    ("pipeline/workflow/resources.py", {}),
+    ("pipeline/datasets/adapters/ffpp.py", {}),  # a family the demo does not use
+    ("pipeline/datasets/adapters/folders.py", {"index": 1}),  # demo_shift's, a benchmark-only dataset
+    ("pipeline/model/losses.py", {"train": GRADIENT, "evaluate": 2 * GRADIENT, "robustness": R, "report": 1}),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_a_code_edit_reruns_only_the_jobs_that_run_that_code(demo, module, expected):
+    with one_line_added(demo, module):
+        assert planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == expected
+
+
+def test_a_faces_stage_edit_reruns_faces_onward_never_a_download(demo):
+    with one_line_added(demo, "pipeline/faces/extract.py"):
+        jobs = planned(demo, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
+    chunks = len(list((demo / "results/demo").glob("*/shards/*.tar")))
+    assert jobs == jobs_of(faces=chunks, manifest=2, features=FEAT_DEMO + FEAT_SHIFT, train=M, evaluate=2 * M,
+                           robustness=R, report=1)
+    assert not DOWNLOADS & set(jobs)
+
+
+def test_code_edits_run_what_they_planned_then_nothing(demo_copy):
+    """Two edits run for real: the report's (only the report runs) and the adapter of the benchmark-only
+    dataset (its index runs, writes the same videos.parquet, and nothing built from it runs)."""
+    with one_line_added(demo_copy, "pipeline/report/tidy.py"):
+        assert ran(run_demo(demo_copy)) == {"report": 1}
+        assert planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {}
+    assert ran(run_demo(demo_copy)) == {"report": 1}  # the line taken out again: the report as it was
+    videos = (demo_copy / "results/demo/demo_shift/videos.parquet").read_bytes()
+    with one_line_added(demo_copy, "pipeline/datasets/adapters/folders.py"):
+        assert ran(run_demo(demo_copy)) == {"index": 1}
+        assert (demo_copy / "results/demo/demo_shift/videos.parquet").read_bytes() == videos
+        assert planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {}
+
+
+def ran(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> jobs that a real run finished (its log's "Finished jobid: N (Rule: x)" lines)."""
+    rules = re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", proc.stdout + proc.stderr)
+    return {r: rules.count(r) for r in sorted(set(rules)) if r != "all"}
 
 
 def test_adding_a_benchmark_runs_only_its_branch(demo):
@@ -243,11 +312,11 @@ def test_missing_index_rebuilds_everything_built_from_it(demo_copy):
 def test_failed_index_does_not_leave_stale_results(demo_copy):
     """An edit makes the index fail (Snakemake deletes videos.parquet); once the edit is undone, one
     run rebuilds the index and everything downstream, and then nothing is left to do."""
-    cfg = demo_variant(demo_copy, "bad_list", lambda c: c["datasets"]["demo_shift"].update(
-        options={"file": "no_such_list.csv"}))
+    cfg = demo_variant(demo_copy, "bad_class", lambda c: c["datasets"]["demo_shift"].update(
+        options={"real": ["no_such_class"]}))
     proc = snakemake(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET, check=False)
     assert proc.returncode != 0
-    assert "no_such_list.csv" in proc.stdout + proc.stderr  # the cause, on the console
+    assert "no_such_class" in proc.stdout + proc.stderr  # the cause, on the console
     assert not (demo_copy / "results/demo/demo_shift/videos.parquet").exists()
     jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
     assert jobs == jobs_of(index=1, manifest=1, features=FEAT_SHIFT, evaluate=M, report=1)
@@ -256,25 +325,27 @@ def test_failed_index_does_not_leave_stale_results(demo_copy):
 
 
 def test_adapter_option_and_source_edits_take_one_run(demo_copy):
-    # An adapter option re-indexes without re-downloading, in one run.
-    cfg = demo_variant(demo_copy, "opt", lambda c: c["datasets"]["demo_shift"].update(options={"file": "labels.csv"}))
-    jobs = planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET)
-    assert jobs == jobs_of(index=1, manifest=1, features=FEAT_SHIFT, evaluate=M, report=1)  # no download_dataset
-    run_demo(demo_copy, cfg)
+    # An adapter option re-indexes without re-downloading, in one run; the same rows: nothing else runs.
+    cfg = demo_variant(demo_copy, "opt", lambda c: c["datasets"]["demo_shift"].update(options={"real": ["REAL"]}))
+    assert planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {"index": 1}
+    assert ran(run_demo(demo_copy, cfg)) == {"index": 1, "report": 1}  # the report shows the config
     assert planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {}
     # A source edit re-fetches and re-indexes (and re-crops the new videos), in one run.
-    cfg = demo_variant(demo_copy, "src", lambda c: (c["datasets"]["demo_shift"].update(options={"file": "labels.csv"}),
+    cfg = demo_variant(demo_copy, "src", lambda c: (c["datasets"]["demo_shift"].update(options={"real": ["REAL"]}),
                                                      c["datasets"]["demo_shift"]["source"]["demo"].update(frames=20)))
     jobs = planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET)
-    assert jobs == jobs_of(download_dataset=1, index=1, manifest=1, features=FEAT_SHIFT, evaluate=M, report=1)
-    run_demo(demo_copy, cfg)
+    # the index is a checkpoint: what reads its rows is planned once it has run and its rows are known
+    assert jobs == {"download_dataset": 1, "index": 1}
+    done = ran(run_demo(demo_copy, cfg))
+    assert {"download_dataset", "index", "faces", "manifest", "evaluate", "report"} <= set(done), done
+    assert done["evaluate"] == M and "train" not in done and "download_weights" not in done, done
     assert planned(demo_copy, "--configfile", cfg, "--cores", "2", DEMO_TARGET) == {}
     assert pl.read_parquet(demo_copy / "results/demo/demo_shift/videos.parquet")["frame_count"].max() == 20
     # New content under the same file names and probe values (another blend): the faces jobs see it.
     shards = demo_copy / "results/demo/demo_shift/shards"
     before = {p.name: p.read_bytes() for p in shards.glob("*.tar")}
     cfg = demo_variant(demo_copy, "content", lambda c: (
-        c["datasets"]["demo_shift"].update(options={"file": "labels.csv"}),
+        c["datasets"]["demo_shift"].update(options={"real": ["REAL"]}),
         c["datasets"]["demo_shift"]["source"]["demo"].update(frames=20, blend={"color_shift": 0.2})))
     run_demo(demo_copy, cfg)
     after = {p.name: p.read_bytes() for p in shards.glob("*.tar")}
@@ -392,7 +463,7 @@ def test_command_line_predict_matches_the_evaluation_scores(demo, tmp_path):
     unaligned frame of another and a folder holding a third, gives the evaluate rule's scores."""
     import cv2
 
-    from pipeline.video import read_frames
+    from pipeline.core.video import read_frames
 
     results = demo / "results/demo"
     scores = pl.read_parquet(results / "eval/lnclip_df/demo/scores.parquet")
@@ -486,3 +557,27 @@ def test_imported_crops_skip_face_detection(tmp_path, repo):
     stored = {s["__key__"]: s["png"] for tar in sorted(set(frames["shard"]))
               for s in wds.WebDataset(str(work / tar), shardshuffle=False)}
     assert len(stored) == 6 and sorted(stored.values()) == sorted(pngs.values())  # the PNG bytes, unchanged
+
+
+def test_command_line_train_makes_the_workflows_adapter(demo, tmp_path):
+    """`python -m pipeline train` makes every demo model (the ladder's gradient trainings, paired order, a
+    data fraction, the logistic baseline) as the workflow's train job made it: the same adapter, byte for
+    byte."""
+    models = sorted(REPO_DEMO["models"])
+    assert len(models) == 8 and {m: REPO_DEMO["models"][m] for m in ("gend", "lnclip_df_50pct", "logistic")} == {
+        "gend": {"slerp": {"enabled": False}, "data": {"order": "paired"}},
+        "lnclip_df_50pct": {"data": {"fraction": 0.5}}, "logistic": {"kind": "logistic"}}
+
+    def cli_train(model):
+        return subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", "config/demo.yaml", "--model",
+                                 model, "--out-dir", str(tmp_path / model)], cwd=demo, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    for pair in (models[i:i + 2] for i in range(0, len(models), 2)):  # two at a time, one thread each
+        jobs = [cli_train(m) for m in pair]
+        for job in jobs:
+            _, err = job.communicate(timeout=900)
+            assert job.returncode == 0, err[-3000:]
+    for m in models:
+        workflow = (demo / f"results/demo/models/{m}/adapter.safetensors").read_bytes()
+        assert (tmp_path / m / "adapter.safetensors").read_bytes() == workflow, m

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from skimage import data
 
-from pipeline import video
+from pipeline.core import video
 from test_workflow import copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow

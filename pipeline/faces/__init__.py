@@ -5,40 +5,30 @@ the one under the manipulation mask), fit the 68 iBUG landmarks at full resoluti
 alignment points, fit a least-squares similarity onto the ArcFace template (+8 px on x, margin 1.3,
 256 px) and warp bilinearly with a black border. Every sampled frame gets a ``status`` row.
 
-Sub-modules, each usable without Snakemake:
+Modules, each usable without Snakemake:
 
-* :mod:`.geometry`: template, similarity fit, warp, PSNR (stable public API);
-* :mod:`.backends`: :class:`Face`, :class:`FaceBackend`, the dlib backend, the registry;
-  :mod:`.fan`: the ``face_alignment`` backend and its weight files;
+* :mod:`.geometry`: template, similarity fit, warp, PSNR;
+* :mod:`.base`: the one interface of the backends (:class:`Face`, :class:`FaceBackend`);
+  :mod:`.backends`: their registry; :mod:`.dlib_hog`: the ``dlib`` backend; :mod:`.fan`: the
+  ``face_alignment`` backend and where its weight files must be;
 * :mod:`.choice`: which face of a frame;
 * :mod:`.extract`: one frame (:func:`crop_frame`) and one video (:func:`extract_video`);
 * :mod:`.chunk`: one chunk -> a tar shard + its Parquet table (:func:`extract_chunk`).
 """
 
-from .backends import BACKENDS, DlibBackend, Face, FaceBackend, dlib_predictor_path, make_backend, preflight
-from .choice import CHOICES, choose_face
-from .chunk import extract_chunk
-from .extract import CropSettings, FrameResult, crop_frame, extract_video
-from .geometry import (
-    ALIGN_POINTS,
-    ARCFACE_112,
-    POINT_SETS,
-    align_crop,
-    align_points,
-    alignment_matrix,
-    central_region,
-    decompose,
-    psnr,
-    similarity_matrix,
-    template_points,
-    transform_points,
-    warp,
-)
+from pipeline import lazy_exports
 
-__all__ = [
-    "ALIGN_POINTS", "ARCFACE_112", "BACKENDS", "CHOICES", "POINT_SETS", "CropSettings", "DlibBackend", "Face",
-    "FaceBackend", "FrameResult", "align_crop", "align_points", "alignment_matrix", "central_region",
-    "choose_face", "crop_frame", "decompose", "dlib_predictor_path",
-    "extract_chunk", "extract_video", "make_backend", "preflight", "psnr", "similarity_matrix",
-    "template_points", "transform_points", "warp",
-]
+_EXPORTS = {
+    "BACKENDS": "backends", "make_backend": "backends", "preflight": "backends",
+    "Face": "base", "FaceBackend": "base", "DlibBackend": "dlib_hog", "dlib_predictor_path": "dlib_hog",
+    "CHOICES": "choice", "choose_face": "choice",
+    "extract_chunk": "chunk",
+    "CropSettings": "extract", "FrameResult": "extract", "crop_frame": "extract", "extract_video": "extract",
+    "weight_urls": "fan", "checkpoints_dir": "fan", "require_weights": "fan",
+    "ALIGN_POINTS": "geometry", "ARCFACE_112": "geometry", "POINT_SETS": "geometry", "align_crop": "geometry",
+    "align_points": "geometry", "alignment_matrix": "geometry", "central_region": "geometry",
+    "decompose": "geometry", "psnr": "geometry", "similarity_matrix": "geometry",
+    "template_points": "geometry", "transform_points": "geometry", "warp": "geometry",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

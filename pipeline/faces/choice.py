@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import Face
+from .base import Face
 
 CHOICES = ("largest", "mask")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import multiprocessing
 import sys
@@ -14,9 +13,8 @@ from typing import Callable
 import cv2
 import polars as pl
 
-from .. import logs, tables
-from ..codec import extension
-from ..files import replacing
+from pipeline.core import logs, tables
+from pipeline.core.shards import write_shard
 from .backends import BACKENDS, make_backend, preflight
 from .extract import CropSettings, extract_video
 
@@ -58,7 +56,7 @@ def _worker_run(video: dict) -> list[tuple[dict, bytes | None]]:
     return extract_video(video, _worker_state["backend"], _worker_state["settings"])
 
 
-def _shard_json(rec: dict) -> bytes:
+def _shard_json(rec: dict) -> dict:
     meta = {
         "dataset": rec["dataset"],
         "video_id": rec["video_id"],
@@ -72,7 +70,7 @@ def _shard_json(rec: dict) -> bytes:
         "n_faces": rec["n_faces"],
         "points5": rec["points5"],
     }
-    return json.dumps(meta).encode("utf-8")
+    return meta
 
 
 def _log_video(video_id: str, records: list[dict]) -> None:
@@ -101,39 +99,18 @@ def _results(rows: list[dict], backend: str, backend_options: dict, settings: Cr
     return None, (extract_video(v, be, settings) for v in rows)
 
 
-def _write_tar(tmp_tar: Path, rows: list[dict], results, progress) -> list[dict]:
-    """Write every crop of ``results`` to ``tmp_tar``; return all frame records in order."""
-    import webdataset as wds
-
-    records: list[dict] = []
-    crops = 0
-    bar = logs.progress(total=len(rows), desc=f"faces {tmp_tar.name.removesuffix('.tmp')}", unit="video")
-    with open(tmp_tar, "wb") as fh, bar:
-        writer = wds.TarWriter(fh, mtime=0, encoder=False)
-        try:
-            for done, (video, items) in enumerate(zip(rows, results), start=1):
-                for rec, crop in items:
-                    if crop is not None:
-                        writer.write({"__key__": rec["key"], extension(crop): crop, "json": _shard_json(rec)})
-                        crops += 1
-                    records.append(rec)
-                _log_video(video["video_id"], [r for r, _ in items])
-                bar.set_postfix_str(f"{crops} crops of {len(records)} frames", refresh=False)
-                bar.update(1)
-                if progress is not None:
-                    progress(done, len(rows))
-        finally:
-            writer.close()
-    return records
-
-
-def _frames_table(records: list[dict], tar_path: Path) -> pl.DataFrame:
-    cols = [c for c in tables.FRAMES if c != "shard"]
-    if not records:
-        return tables.empty(tables.FRAMES)
-    return pl.DataFrame({c: [r[c] for r in records] for c in cols},
-                        schema={c: tables.FRAMES[c] for c in cols}
-                        ).with_columns(pl.lit(str(tar_path), dtype=pl.String).alias("shard"))
+def _write(shard, name: str, rows: list[dict], results, progress) -> None:
+    """Add every frame of ``results`` to ``shard`` (a :func:`pipeline.core.shards.write_shard`)."""
+    bar = logs.progress(total=len(rows), desc=f"faces {name}", unit="video")
+    with bar:
+        for done, (video, items) in enumerate(zip(rows, results), start=1):
+            for rec, crop in items:
+                shard.add(rec, crop, _shard_json(rec) if crop is not None else None)
+            _log_video(video["video_id"], [r for r, _ in items])
+            bar.set_postfix_str(f"{shard.crops} crops of {len(shard.records)} frames", refresh=False)
+            bar.update(1)
+            if progress is not None:
+                progress(done, len(rows))
 
 
 def extract_chunk(videos: pl.DataFrame, tar_path, parquet_path, backend: str = "dlib",
@@ -179,12 +156,12 @@ def extract_chunk(videos: pl.DataFrame, tar_path, parquet_path, backend: str = "
 
     pool, results = _results(rows, backend, backend_options, settings, threads, mp_context)
     try:
-        with replacing(tar_path) as tmp_tar:  # renamed only once the tar and the table are complete
-            records = _write_tar(tmp_tar, rows, results, progress)
+        with write_shard(tar_path, parquet_path) as shard:  # both renamed only once both are complete
+            _write(shard, tar_path.name, rows, results, progress)
             if pool is not None:
                 pool.close()
                 pool.join()
-            tables.write_parquet(_frames_table(records, tar_path), parquet_path, tables.FRAMES, "frames")
+        records = shard.records
     except BaseException:
         if pool is not None:
             pool.terminate()

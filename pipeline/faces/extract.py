@@ -13,36 +13,40 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .. import tables
-from ..codec import CODECS, encode
-from ..video import probe, read_frames, sample_indices
-from .backends import Face, FaceBackend
+from pipeline.core import config, tables
+from pipeline.core.codec import CODECS, encode
+from pipeline.core.video import probe, read_frames, sample_indices
+from .base import Face, FaceBackend
 from .choice import CHOICES, choose_face, mask_overlap
 from .geometry import POINT_SETS, align_points, alignment_matrix, warp
 
 log = logging.getLogger("pipeline.faces")
 
 
+_DEFAULTS = config.defaults("faces")
+
+
 @dataclass(frozen=True)
 class CropSettings:
-    """What a crop depends on (all part of the faces rule's params).
+    """What a crop depends on (all part of the faces rule's params); the defaults are the config
+    schema's (``faces``).
 
     ``num_frames`` sampled at ``linspace(0, N-1, k)``; ``size`` px output with margin ``scale``;
     ``points``: the five alignment points (``geometry.POINT_SETS``); ``choice``: which face
     (``choice.CHOICES``); frames whose shorter side is below ``min_side`` px are not searched
-    (``too_small``); ``codec``: the lossless format of the stored crop (:mod:`pipeline.codec`: ``qoi``
+    (``too_small``); ``codec``: the lossless format of the stored crop (:mod:`pipeline.core.codec`: ``qoi``
     or ``png``); ``png_level``: zlib level of a PNG (the crop is the same at any level or codec, only
     size and decode time change).
     """
 
-    num_frames: int = 32
-    size: int = 256
-    scale: float = 1.3
-    points: str = "deepfakebench"
-    choice: str = "largest"
-    min_side: int = 64
-    codec: str = "qoi"
-    png_level: int = 1
+    num_frames: int = _DEFAULTS["num_frames"]
+    size: int = _DEFAULTS["size"]
+    scale: float = _DEFAULTS["scale"]
+    points: str = _DEFAULTS["points"]
+    choice: str = _DEFAULTS["choice"]
+    min_side: int = _DEFAULTS["min_side"]
+    codec: str = _DEFAULTS["codec"]
+    png_level: int = _DEFAULTS["png_level"]
 
     def __post_init__(self):
         if self.points not in POINT_SETS:

@@ -2,8 +2,8 @@
 2D-FAN 68-point landmark network, on the GPU when there is one, on the CPU otherwise.
 
 Its weight files are not on PyPI: face-alignment downloads them at run time into
-``$TORCH_HOME/hub/checkpoints``. The workflow fetches them once (:func:`fetch_weights`, rule
-``download_face_weights``) into ``resources/weights/face_alignment/hub/checkpoints`` and points
+``$TORCH_HOME/hub/checkpoints``. The workflow fetches them once (rule ``download_face_weights``,
+:mod:`pipeline.fetch.face_weights`) into ``resources/weights/face_alignment/hub/checkpoints`` and points
 ``TORCH_HOME`` at ``resources/weights/face_alignment`` for the faces jobs, so compute nodes never
 reach the internet; :func:`require_weights` stops a job before any work, naming each missing file.
 """
@@ -17,11 +17,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .backends import Face, FaceBackend, as_uint8, downscale
+from pipeline.core.layout import FACE_WEIGHTS
+from .base import Face, FaceBackend, as_uint8, downscale
 
 log = logging.getLogger("pipeline.faces")
 
-DEFAULT_WEIGHTS_DIR = "resources/weights/face_alignment"
+DEFAULT_WEIGHTS_DIR = FACE_WEIGHTS  # the faces jobs' TORCH_HOME (pipeline.core.layout)
 DETECTORS = ("sfd", "blazeface")
 
 
@@ -67,25 +68,6 @@ def require_weights(options: dict) -> None:
             f"face_alignment backend: {len(missing)} weight file(s) missing from {ckpt}:\n{lines}\n"
             f"Fetch them on a machine with internet (snakemake {Path(weights_dir)}.done, or download each URL) "
             f"and copy them to {ckpt}; the faces jobs never download.")
-
-
-def fetch_weights(dest: str | os.PathLike, detector: str = "sfd", marker=None) -> dict:
-    """Download the weight files (skipping those present) into ``dest/hub/checkpoints``; write the marker."""
-    from torch.hub import download_url_to_file
-
-    from pipeline.download import sha256_file, write_marker
-    from pipeline.files import replacing
-
-    ckpt = checkpoints_dir(dest)
-    ckpt.mkdir(parents=True, exist_ok=True)
-    for name, url in weight_urls(detector).items():
-        if not (ckpt / name).is_file():
-            log.info("downloading %s into %s", url, ckpt)
-            with replacing(ckpt / name) as tmp:  # torch writes 0600; outputs get the usual mode
-                download_url_to_file(url, str(tmp), progress=False)
-    info = {"kind": "face_alignment", "detector": detector, "dir": str(Path(dest)),
-            "files": {n: sha256_file(ckpt / n) for n in weight_urls(detector)}}
-    return write_marker(marker, info) if marker else info
 
 
 class FaceAlignmentBackend(FaceBackend):

@@ -82,9 +82,9 @@ def run(a) -> int:
 
 def _run_aligned(a, inputs) -> int:
     """``--aligned``: images that already are aligned face crops, scored without the faces stage."""
-    from ..model import load_detector, pick_device, read_adapter_meta
+    from pipeline.model import load_detector, pick_device, read_adapter_meta
     from .resolve import adapter_path, backbone_dir, workflow_config
-    from .scoring import predict_images
+    from pipeline.evaluation import predict_images
 
     videos = [str(p) for p, kind in inputs if kind == "video"]
     if videos:

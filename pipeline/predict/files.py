@@ -1,6 +1,6 @@
 """``predict`` on files: the workflow's faces stage and model on each video or (unaligned) image.
 
-A video goes through the same steps as a video of a benchmark: probed (:func:`pipeline.video.probe`,
+A video goes through the same steps as a video of a benchmark: probed (:func:`pipeline.core.video.probe`,
 as the index does), ``num_frames`` frames sampled and cropped by :func:`pipeline.faces.extract_video`
 into lossless PNG crops, each crop scored as the evaluation scores a stored crop, and the file's
 p(fake) is the mean (or median) of its frames' scores, as the video score of the evaluation. An
@@ -17,12 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import logs, tables
-from ..codec import encode
-from ..faces import CropSettings, crop_frame, extract_video, make_backend, preflight
-from ..video import probe
+from pipeline.core import logs, tables
+from pipeline.core.codec import encode
+from pipeline.faces import CropSettings, crop_frame, extract_video, make_backend, preflight
+from pipeline.core.video import probe
 from .resolve import ResolvedModel
-from .scoring import score_crops
+from pipeline.evaluation import score_crops
 
 log = logging.getLogger("pipeline.predict")
 
@@ -85,7 +85,7 @@ def _outcome(kind: str, crops: list[tuple], error: str, settings: CropSettings) 
 
 
 def _reduce(scores: list[float], how: str) -> float:
-    """The file's p(fake) from its frames' scores (the video score of ``pipeline.metrics.video_scores``)."""
+    """The file's p(fake) from its frames' scores (the video score of ``pipeline.evaluation.metrics.video_scores``)."""
     return float(np.mean(scores) if how == "mean" else np.median(scores))
 
 
@@ -93,7 +93,7 @@ def predict_files(model: ResolvedModel, inputs: list[tuple[Path, str]], *, devic
                   batch_size: int = 64) -> list[FileResult]:
     """Score each ``(path, kind)`` of ``inputs`` (``kind`` video or image) with ``model``; never raises for
     a bad file (its :class:`FileResult` says what was wrong). A progress bar counts files and frames."""
-    from ..model import load_detector, pick_device
+    from pipeline.model import load_detector, pick_device
 
     faces = model.faces
     preflight(faces["backend"], dict(faces["backend_options"]))

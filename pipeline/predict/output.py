@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..files import write_json
+from pipeline.core.files import write_json
 from .files import FileResult
 
 FILE_COLUMNS = {"path": pl.String, "kind": pl.String, "p_fake": pl.Float64, "frames_scored": pl.Int64,

@@ -15,13 +15,15 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import config as pconfig
-from .. import layout
-from ..model import read_adapter_meta
+from pipeline.core import config as pconfig
+from pipeline.core import layout
+from pipeline.core.config import canonical
+from pipeline.model import read_adapter_meta
+from pipeline.training import project, settings as model_settings
 
 log = logging.getLogger("pipeline.predict")
 
-ADAPTER = "adapter.safetensors"
+ADAPTER = layout.ADAPTER
 
 
 class PredictError(Exception):
@@ -37,7 +39,7 @@ class ResolvedModel:
     meta: dict
     weights: Path
     config_path: Path | None
-    faces: dict  # pipeline.config.faces_params: backend, backend_options, crop
+    faces: dict  # pipeline.core.config.faces_settings: backend, backend_options, crop
     video_reduce: str = "mean"
     notes: list[str] = field(default_factory=list)
 
@@ -55,7 +57,8 @@ def adapter_path(model: str | Path) -> Path:
 
 
 def _known_models(given: Path) -> list[str]:
-    folders = [given.parent, Path("results/models")] + sorted(Path("results").glob("*/models"))
+    default = Path(layout.Layout().model_dir("x")).parent  # results/models, and results/<config>/models
+    folders = [given.parent, default] + sorted(default.parent.glob(f"*/{default.name}"))
     found = {str(p.parent) for d in folders if d.is_dir() for p in d.glob(f"*/{ADAPTER}")}
     return sorted(found)[:10]
 
@@ -111,7 +114,7 @@ def backbone_dir(adapter: Path, meta: dict, config: dict | None, weights: str | 
 
 def _check_marker(folder: Path, entry: str, backbone: str | None) -> None:
     """Refuse a fetched backbone that is not the one the model was trained on (its ``.done`` marker)."""
-    from ..download import read_marker
+    from pipeline.core.markers import read_marker
 
     marker = folder.with_name(folder.name + ".done")
     if backbone is None or not marker.is_file():
@@ -145,10 +148,11 @@ def resolve_model(model: str | Path, *, weights=None, config_path=None, faces: d
         settings = {"backend": "dlib", "backend_options": {}, "crop": {}}
         reduce = "mean"
     else:
-        settings = pconfig.faces_params(cfg)
+        settings = pconfig.faces_settings(cfg)
         reduce = cfg.get("evaluate", {}).get("video_reduce", "mean")
-        trained = pconfig.train_params(cfg, adapter.parent.name)["model"]
-        changed = sorted(k for k in set(trained) | set(meta.get("cfg", {})) if trained.get(k) != meta["cfg"].get(k))
+        now = model_settings(cfg, adapter.parent.name)["model"]
+        then = canonical(project(pconfig.complete_model(meta["cfg"]))) if meta.get("cfg") else {}
+        changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
         if meta.get("cfg") and changed:
             notes.append(f"{found}: the entry of model {adapter.parent.name!r} changed since it was trained "
                          f"({', '.join(changed)}); its faces settings are used as they are now")

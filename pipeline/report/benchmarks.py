@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 from sklearn.metrics import roc_curve
 
-from ..metrics import video_scores
+from pipeline.evaluation import video_scores
 from .figures import hist_figure, roc_figure
 from .util import ci_text, get, inline_counts, num, pct
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jinja2 import Environment, StrictUndefined, select_autoescape
 
-from ..files import write_text
+from pipeline.core.files import write_text
 from . import robust
 from .benchmarks import METRIC_ROWS, bench_section
 from .datastats import dataset_rows
@@ -63,7 +63,7 @@ def build_report(
     """Write the self-contained HTML report to ``out_html`` (and ``metrics.csv`` to ``out_csv``).
 
     ``evaluations``: ``{"model", "benchmark", "metrics_path", "scores_path"[, "in_domain",
-    "incomplete"]}`` each (the outputs of ``pipeline.evaluate.evaluate_model``); models and
+    "incomplete"]}`` each (the outputs of ``pipeline.evaluation.benchmark.evaluate_model``); models and
     benchmarks appear in first-seen order. ``robustness``: ``{"model", "benchmark", "path"}``
     (``evaluate_robustness`` outputs). ``published``: ``pipeline.report.published.rows_for`` rows.
     ``datasets``: ``{"name", "stats_path", "checksums"}`` (checksums: a dict, or a JSON /

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..tables import STATUS_DECODE_ERROR, STATUS_VIDEO_ERROR
+from pipeline.core.tables import STATUS_DECODE_ERROR, STATUS_VIDEO_ERROR
 from .util import DASH, finite, inline_counts, num, read_json
 
 VIDEO_LEVEL = (STATUS_DECODE_ERROR, STATUS_VIDEO_ERROR)

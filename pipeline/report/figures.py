@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ..robustness import AXIS_LABELS, DECREASING  # noqa: E402
+from pipeline.evaluation import AXIS_LABELS, DECREASING
 from .util import finite  # noqa: E402
 
 RC = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..robustness import KINDS
+from pipeline.evaluation import KINDS
 from .figures import robustness_figure
 from .util import get, read_json
 

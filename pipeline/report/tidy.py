@@ -13,7 +13,7 @@ import csv
 import io
 import math
 
-from ..files import write_text
+from pipeline.core.files import write_text
 
 COLUMNS = ("model", "benchmark", "level", "method", "metric", "value")
 LEVELS = ("frame", "video")

@@ -17,7 +17,7 @@ from markupsafe import Markup
 from matplotlib.figure import Figure
 
 from .figures import RC, fig_to_svg
-from .util import DASH, dump_config, finite, num, pct
+from .util import DASH, dump_config, num, pct
 
 MAX_TRAIN_POINTS = 1500  # plotted points per curve; longer logs: 500 bin means + min-max band
 LOSS_TERMS = {"loss": "total loss", "ce": "cross-entropy", "align": "alignment", "unif": "uniformity"}

@@ -1,4 +1,4 @@
-"""Gather a config's workflow outputs (paths from ``pipeline.layout``) into :func:`build_report`."""
+"""Gather a config's workflow outputs (paths from ``pipeline.core.layout``) into :func:`build_report`."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ class _Gather:
     """The paths of one config's outputs; ``have`` raises for a missing one when ``require_all``."""
 
     def __init__(self, config: dict, require_all: bool):
-        from ..config import model_config
-        from ..layout import from_config
+        from pipeline.core.config import model_config
+        from pipeline.core.layout import from_config
 
         self.config, self.require_all, self.L = config, require_all, from_config(config)
         self.models, self.benchmarks = list(config["models"]), list(config["benchmarks"])
@@ -45,13 +45,14 @@ class _Gather:
                 for m in self.models for b in self.benchmarks if self.have(L.metrics(m, b)) and self.have(L.scores(m, b))]
 
     def robustness(self) -> list[dict]:
-        from ..robustness import models, plan
+        from pipeline.core.config import corruptions, robustness_models
 
         return [{"model": m, "benchmark": b, "path": self.L.robustness(m, b)}
-                for m in models(self.config) for b in plan(self.config) if self.have(self.L.robustness(m, b))]
+                for m in robustness_models(self.config) for b in corruptions(self.config)
+                if self.have(self.L.robustness(m, b))]
 
     def datasets(self) -> list[dict]:
-        from ..config import used_datasets
+        from pipeline.core.config import used_datasets
 
         L = self.L
         return [{"name": ds, "stats_path": L.stats(ds),
@@ -63,8 +64,8 @@ class _Gather:
                 for m in self.models if self.have(self.L.train_log(m))]
 
     def adapter(self, model: str) -> dict:
-        from ..download import sha256_file
-        from ..model import read_adapter_meta
+        from pipeline.core.markers import sha256_file
+        from pipeline.model import read_adapter_meta
 
         path = self.L.adapter(model)
         if not Path(path).is_file():
@@ -85,9 +86,8 @@ def report_from_workflow(out_html, config: dict, *, require_all: bool = True, cs
     ``require_all=False`` (the command line's ``report`` verb) reports whatever has been computed so
     far and leaves out evaluations, training logs and statistics that do not exist yet.
     """
-    from .. import __version__
-    from ..config import report_params
-    from ..provenance import git_revision, host_provenance, package_versions
+    from pipeline import __version__
+    from pipeline.core.provenance import git_revision, host_provenance, package_versions
     from .provenance_section import build_date
 
     g = _Gather(config, require_all)
@@ -98,4 +98,4 @@ def report_from_workflow(out_html, config: dict, *, require_all: bool = True, cs
                         provenance=provenance, robustness=g.robustness(),
                         published=published.rows_for(g.benchmarks, bench_cols),
                         out_csv=csv if csv is not None else Path(out_html).with_name("metrics.csv"),
-                        **report_params(config))
+                        title=config["report"]["title"], demo=config["demo"])  # defaults: the schema's

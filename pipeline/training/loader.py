@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data import ShardCrops, make_loader
+from pipeline.model import ShardCrops, make_loader
 
 
 class EpochSampler(torch.utils.data.Sampler):

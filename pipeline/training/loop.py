@@ -18,13 +18,12 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from .. import logs
-from ..data import ShardCrops, derive_seed
-from ..losses import LossConfig
-from ..metrics import binary_metrics, video_scores
-from ..model import Detector, load_backbone, pick_device, save_adapter
-from ..optimizers import make_optimizer
-from ..sampling import order_for, video_fraction
+from pipeline.core import logs
+from pipeline.core.config import complete_model
+from pipeline.model import Detector, LossConfig, ShardCrops, derive_seed, load_backbone, pick_device, save_adapter
+from pipeline.evaluation import binary_metrics, video_scores
+from .optimizers import make_optimizer
+from .sampling import order_for, video_fraction
 from . import distributed
 from .distributed import World
 from .engine import Engine, autocast, cast_frozen, maybe_compile
@@ -114,7 +113,7 @@ def validate_sets(detector: Detector, val_sets: dict, **kw) -> tuple[dict, dict[
 def read_val_sets(cfg: dict, frames_paths: dict[str, str]) -> dict[str, pl.DataFrame]:
     """``"dataset/split"`` -> the crops of each of the model's validation sets (``config.val_sets``),
     read from ``frames_paths[dataset]``."""
-    from ..config import val_sets
+    from pipeline.core.config import val_sets
 
     out = {}
     for ds, split in val_sets(cfg):
@@ -139,7 +138,7 @@ def _read_data(frames_path, cfg: dict, seed: int, pairs_path, val_frames: dict |
     if train.height == 0:
         raise ValueError(f"{frames_path}: no crops in train split {d['train_split']!r}")
     vals = read_val_sets(cfg, {d.get("dataset"): frames_path, **(val_frames or {})})
-    strategy, fraction = d.get("order", "shuffle"), float(d.get("fraction", 1.0))
+    strategy, fraction = d["order"], float(d["fraction"])
     pairs = pl.read_parquet(pairs_path) if (strategy == "paired" or fraction < 1) and pairs_path else None
     return video_fraction(train, pairs, fraction, seed), vals, pairs
 
@@ -167,7 +166,7 @@ def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, 
     """Read the data, build the model, optimiser and loaders of a run (from scratch: see :func:`resume`)."""
     engine = Engine.from_cfg(cfg.get("engine"))
     dtype = engine.dtype(device)
-    if cfg.get("select_metric", "video_auroc") not in SELECT_METRICS:
+    if cfg["select_metric"] not in SELECT_METRICS:
         raise ValueError(f"select_metric must be one of {SELECT_METRICS}, got {cfg.get('select_metric')!r}")
     train, vals, pairs = _read_data(frames_path, cfg, seed, pairs_path, val_frames)
     batch_size = _batch_size(cfg, train.height)
@@ -180,7 +179,7 @@ def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, 
     opt = make_optimizer(detector.trainable_parameters(), cfg["optim"], 0.0, fused=True)
     parts = StepParts(detector, opt, LossConfig.from_dict(cfg["loss"]), cfg.get("slerp") or {}, device, dtype,
                       engine.accumulate, world)
-    workers = int(cfg["data"].get("workers", 0))
+    workers = int(cfg["data"]["workers"])
     size = detector.image_size
     loader, sampler = train_loader(ShardCrops(train, image_size=size, augment=cfg.get("augment"), seed=seed),
                                    batch_size // world.size, workers)
@@ -243,7 +242,7 @@ def train_epoch(run: Run, epoch: int) -> None:
     start = run.step - epoch * spe
     if start == 0:
         run.slerp_gen.manual_seed(derive_seed(run.seed, epoch, "slerp"))
-    order = order_for(run.cfg["data"].get("order", "shuffle"), run.train, run.seed, epoch, bs, run.pairs)
+    order = order_for(run.cfg["data"]["order"], run.train, run.seed, epoch, bs, run.pairs)
     rows = order[start * bs: spe * bs]
     run.sampler.set(epoch, distributed.rank_rows(rows, bs, run.world), 0, len(rows))
     labels = torch.tensor(run.train["label"].to_list())
@@ -278,7 +277,7 @@ def end_epoch(run: Run, epoch: int) -> dict:
     log.info("epoch %d/%d: train loss %.4f, val frame AUROC %.4f, video AUROC %.4f (%d videos)", epoch + 1,
              run.epochs, sum(losses) / max(1, len(losses)), metrics["frame_auroc"], metrics["video_auroc"],
              metrics["n_videos"])
-    select = run.cfg.get("select_metric", "video_auroc")
+    select = run.cfg["select_metric"]
     value = metrics.get(select, math.nan)
     if select != "last" and not math.isnan(value) and (run.best["metric"] is None or value > run.best["metric"]):
         tensors = {n: t.detach().cpu().clone() for n, t in p.detector.trainable_parameters().items()}
@@ -290,7 +289,7 @@ def end_epoch(run: Run, epoch: int) -> dict:
 
 def finish(run: Run, adapter_path: Path, log_path: Path, t_start: float) -> dict:
     """Load the best epoch's tensors (else keep the last) and write the adapter and the log."""
-    detector, select = run.parts.detector, run.cfg.get("select_metric", "video_auroc")
+    detector, select = run.parts.detector, run.cfg["select_metric"]
     if run.best["tensors"] is not None:
         with torch.no_grad():
             for n, t in detector.trainable_parameters().items():
@@ -333,6 +332,7 @@ def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, wo
     it to simulate an interruption). ``pairs_path``: the dataset's pairs.parquet (``data.order: paired``).
     ``val_frames``: dataset -> frames.parquet of the other datasets that ``data.val_sets`` names.
     """
+    cfg = complete_model(cfg)  # the config schema's defaults for what ``cfg`` does not set
     torch.set_num_threads(threads)
     world, device = distributed.setup(pick_device(device))
     if device.type == "cuda":

@@ -13,8 +13,10 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from ..files import replacing
-from .step import TERMS
+from pipeline.core.files import replacing
+
+# what a training step reports, as device scalars (pipeline.training.step), one column each in the log
+TERMS = ("loss", "ce", "align", "unif", "acc", "fake_fraction", "skipped")
 
 LOG_SCHEMA = {
     "kind": pl.String,  # "train" (one row per optimiser step), "val" (one row per epoch: the mean over the

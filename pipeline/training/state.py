@@ -18,7 +18,7 @@ import polars as pl
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..files import replacing, write_json
+from pipeline.core.files import replacing, write_json
 from .engine import RUNTIME_KEYS
 from .records import LOG_SCHEMA
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
-from ..losses import slerp_augment, slerp_expand
+from pipeline.model import slerp_augment, slerp_expand
 from .distributed import World, average_gradients, gather_features
 from .engine import autocast
+from .records import TERMS
 
 # Per-step values, in the order the loop's log buffer stacks them.
-TERMS = ("loss", "ce", "align", "unif", "acc", "fake_fraction", "skipped")
 
 
 @dataclass

@@ -1,15 +1,21 @@
-# Shared definitions: config checks, names, paths (from pipeline.layout), per-rule config slices.
+# Shared definitions: the config (validated and completed once), names, paths (pipeline.core.layout),
+# each rule's params (pipeline.workflow.params), code keys and job sizes. Planning imports only
+# Snakemake, PyYAML, polars and the standard library: no compute package.
+import os
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the `pipeline` package of this checkout
 
 from snakemake.exceptions import WorkflowError
-from pipeline import config as pconfig
-from pipeline import layout
-from pipeline.provenance import code_digest
-from pipeline.index import chunks
-from pipeline.guard import damaged_outputs
-from pipeline.robustness import plan as robustness_plan, models as robustness_models
+from pipeline.core import config as pconfig
+from pipeline.core import layout
+from pipeline.core import tables
+from pipeline.datasets import adapters
+from pipeline.faces import backends as face_backends
+from pipeline.training import kinds
+from pipeline.workflow import codekeys, resources
+from pipeline.workflow import params as P
+from pipeline.workflow.guard import damaged_outputs
 
 try:
     pconfig.validate_config(
@@ -31,9 +37,13 @@ WEIGHTS = list(config["weights"])
 # Only the datasets, and of them the splits, that a model or benchmark uses are fetched and cropped.
 SPLITS = pconfig.dataset_splits(config)
 DATASETS = list(SPLITS)
-# Robustness benchmarks: base benchmark -> corruption kind -> strengths (pipeline.robustness).
-ROBUSTNESS = robustness_plan(config)
-ROBUSTNESS_MODELS = robustness_models(config)
+# Datasets that bring their own face crops: import_crops instead of faces.
+IMPORTED = [
+    ds for ds, d in config["datasets"].items() if adapters.imports(d["adapter"])
+]
+# Robustness benchmarks: base benchmark -> corruption kind -> strengths.
+ROBUSTNESS = pconfig.corruptions(config)
+ROBUSTNESS_MODELS = pconfig.robustness_models(config)
 
 
 wildcard_constraints:
@@ -68,87 +78,92 @@ def force_damaged(wildcards=None):
     return []
 
 
-def code(script):
-    """Digest of the pipeline modules a rule's script imports, transitively.
+def code(script, stage, name, entries=None):
+    """The `code` param of a rule: the key of the pipeline modules its job runs (pipeline.workflow.codekeys),
+    read from the record the job left beside its log `L.log(stage, name)` (name may hold wildcards).
+    `entries(wildcards)`: modules a registry picks for the job by name (the static key follows them).
+    """
+    path = f"{workflow.basedir}/workflow/scripts/{script}"
 
-    Snakemake tracks the script file but not the modules it imports."""
-    return code_digest(
-        f"{workflow.basedir}/workflow/scripts/{script}", root=workflow.basedir
-    )
+    def key(wildcards):
+        record = layout.code_record(L.log(stage, name.format(**wildcards)))
+        extra = tuple(entries(wildcards)) if entries else ()
+        return codekeys.code_key(path, record, workflow.basedir, extra)
+
+    return key
+
+
+def adapter_module(wildcards):
+    return [adapters.module(config["datasets"][wildcards.ds]["adapter"])]
+
+
+def backend_module(wildcards):
+    return [face_backends.module(config["faces"]["backend"])]
+
+
+def kind_module(wildcards):
+    return [kinds.MODULES[model_settings(wildcards.model)["kind"]]]
+
+
+def model_settings(model):
+    return pconfig.model_config(config, model)
 
 
 def model_weights(model):
-    return pconfig.model_config(config, model)["weights"]
+    return model_settings(model)["weights"]
 
 
-def model_dataset(model):
-    return pconfig.model_config(config, model)["data"]["dataset"]
-
-
-def model_kind(model):
-    return pconfig.model_kind(pconfig.model_config(config, model))
-
-
-def train_inputs(wildcards):
-    """What making one model reads: its crops (kind train), the cached features of its train and
-    validation splits (logistic), or the published checkpoint (released); always its backbone.
-    """
-    cfg = pconfig.model_config(config, wildcards.model)
-    kind, w = pconfig.model_kind(cfg), cfg["weights"]
-    inputs = {"weights": L.weights_marker(w)}
-    if kind == "released":
-        inputs["released"] = L.weights_marker(cfg["released"])
-    elif kind == "logistic":
-        d = cfg["data"]
-        inputs["train_features"] = L.features(w, d["dataset"], d["train_split"])
-        inputs["val_features"] = [
-            L.features(w, ds, s) for ds, s in pconfig.val_sets(cfg)
-        ]
-    else:
-        ds = cfg["data"]["dataset"]
-        inputs.update(
-            frames=L.frames(ds),
-            pairs=L.pairs(ds),
-            val_frames=[L.frames(v) for v in model_val_datasets(wildcards.model)],
-        )
-    return inputs
+def train_paths(wildcards):
+    return kinds.paths(config, wildcards.model)
 
 
 def evaluate_inputs(wildcards):
     """A frozen-backbone model (kind logistic) is scored from the benchmark split's cached features."""
-    cfg = pconfig.model_config(config, wildcards.model)
-    if pconfig.model_kind(cfg) != "logistic":
+    cfg = model_settings(wildcards.model)
+    if cfg["kind"] != "logistic":
         return {}
     bench = config["benchmarks"][wildcards.bench]
     return {"features": L.features(cfg["weights"], bench["dataset"], bench["split"])}
-
-
-def model_val_datasets(model):
-    """Datasets other than the training one that a model validates on (``data.val_sets``)."""
-    cfg = pconfig.model_config(config, model)
-    return sorted({ds for ds, _ in pconfig.val_sets(cfg)} - {cfg["data"]["dataset"]})
 
 
 def bench_dataset(bench):
     return config["benchmarks"][bench]["dataset"]
 
 
+# The index is a checkpoint: the faces jobs are known once its videos.parquet exists. Its consumers take
+# it as ancient() and are keyed on the rows they read instead (a digest in their params), so an index
+# that reruns and writes the same rows (an edit to an adapter that changes no row) reruns nothing else.
+# After the index has run Snakemake replans its consumers with the new rows; before a first run the
+# manifest waits for the checkpoint.
+def videos_table(ds):
+    path = L.videos(ds)
+    return path if os.path.exists(path) else checkpoints.index.get(ds=ds).output.videos
+
+
 def shard_files(wildcards):
-    """Tables and tars of every chunk of the used splits that the index checkpoint planned."""
+    """Tables and tars of every chunk of the used splits of the dataset's index."""
     ds = wildcards.ds
-    videos = checkpoints.index.get(ds=ds).output.videos
-    planned = chunks(videos, SPLITS[ds])
+    planned = tables.chunks(videos_table(ds), SPLITS[ds])
     return {
         "tables": [L.shard(ds, split, chunk, "parquet") for split, chunk in planned],
         "tars": [L.shard(ds, split, chunk, "tar") for split, chunk in planned],
     }
 
 
+def chunk_rows(wildcards):
+    return tables.chunk_digest(
+        L.videos(wildcards.ds), wildcards.split, int(wildcards.chunk)
+    )
+
+
+def split_rows(wildcards):
+    return tables.splits_digest(L.videos(wildcards.ds), SPLITS[wildcards.ds])
+
+
 # ---- Job sizes (threads, GPUs, memory, runtime) -------------------------------------------------
 # From the config (`resources:` section, loader workers, face threads), never from a profile: a
 # cluster profile holds only site settings. Memory and runtime are attempt x the configured size,
 # so a job resubmitted after an out-of-memory or time-limit kill asks for more.
-from pipeline import jobs
 
 
 def mem_mb(rule, times=None):
@@ -156,22 +171,21 @@ def mem_mb(rule, times=None):
 
     def size(wc, attempt):
         factor = times(wc) if times else 1
-        return jobs.job_size(config, rule, attempt)["mem_mb"] * factor
+        return resources.job_size(config, rule, attempt)["mem_mb"] * factor
 
     return size
 
 
 def runtime(rule):
-    return lambda wc, attempt: jobs.job_size(config, rule, attempt)["runtime"]
+    return lambda wc, attempt: resources.job_size(config, rule, attempt)["runtime"]
 
 
 def train_gpus(wc):
-    return jobs.devices(pconfig.model_config(config, wc.model))
+    return model_settings(wc.model)["devices"]
 
 
 def train_cpus_per_gpu(wc):
-    data = pconfig.model_config(config, wc.model)["data"]
-    return jobs.cpus_per_device(data.get("workers", 0))
+    return resources.cpus_per_device(model_settings(wc.model)["data"]["workers"])
 
 
-EVALUATE_CPUS = jobs.cpus_per_device(config.get("evaluate", {}).get("workers", 0))
+EVALUATE_CPUS = resources.cpus_per_device(config["evaluate"]["workers"])

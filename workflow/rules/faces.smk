@@ -1,12 +1,12 @@
-# Faces: one job per chunk of videos (a few hundred jobs per dataset, not one per video).
-# Videos are processed in parallel inside the job; output is one WebDataset tar of lossless PNG
-# crops and one Parquet table of every sampled frame (crop key, or the reason there is none).
+# Faces: one job per chunk of videos (a few hundred jobs per dataset, not one per video). Videos are
+# processed in parallel inside the job; output is one WebDataset tar of lossless crops and one Parquet
+# table of every sampled frame (crop key, or the reason there is none).
 
 
 rule faces:
     input:
         force_damaged,
-        videos=L.videos("{ds}"),
+        videos=ancient(L.videos("{ds}")),
         weights=(
             [ancient(f"{FACE_WEIGHTS['dest']}.done")]
             if config["faces"]["backend"] == "face_alignment"
@@ -21,13 +21,14 @@ rule faces:
         L.benchmark("faces", "{ds}/{split}-{chunk}")
     conda:
         ENV
-    threads: config["faces"].get("threads", 4)
+    threads: config["faces"]["threads"]
     resources:
         mem_mb=mem_mb("faces"),
         runtime=runtime("faces"),
     params:
-        faces=pconfig.faces_params(config),
-        code=code("faces.py"),
+        faces=P.faces(config),
+        videos=chunk_rows,
+        code=code("faces.py", "faces", "{ds}/{split}-{chunk}", backend_module),
     message:
         "Face crops of {wildcards.ds} {wildcards.split} chunk {wildcards.chunk}"
     script:

@@ -23,8 +23,8 @@ rule report:
         ENV
     params:
         # The report shows the configuration as provenance, so it depends on all of it.
-        config=config,
-        code=code("report.py"),
+        config=lambda wc: P.report(config),
+        code=code("report.py", "report", "report"),
     message:
         "Writing the report"
     script:

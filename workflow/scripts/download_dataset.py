@@ -1,8 +1,7 @@
-from pipeline import logs
-from pipeline.download import fetch_dataset
+from pipeline.fetch.datasets import fetch_dataset
+from pipeline.workflow.job import job
 
-logs.setup(snakemake.log[0])
-spec = snakemake.params.spec
-upstream = snakemake.input.upstream[0] if snakemake.input.upstream else None
-fetch_dataset(snakemake.wildcards.ds, spec["source"], snakemake.params.dest, snakemake.output.marker,
-              spec["seed"] or 0, upstream=upstream)
+with job(snakemake) as sm:
+    spec, upstream = sm.params.spec, sm.input.upstream
+    fetch_dataset(sm.wildcards.ds, spec["source"], sm.params.dest, sm.output.marker, spec["seed"] or 0,
+                  upstream=upstream[0] if upstream else None)

@@ -1,5 +1,5 @@
-from pipeline import logs
-from pipeline.faces.fan import fetch_weights
+from pipeline.fetch.face_weights import fetch_face_weights
+from pipeline.workflow.job import job
 
-logs.setup(snakemake.log[0])
-fetch_weights(snakemake.params.dest, snakemake.params.detector, snakemake.output.marker)
+with job(snakemake) as sm:
+    fetch_face_weights(sm.params.spec["dest"], sm.params.spec["detector"], sm.output.marker)

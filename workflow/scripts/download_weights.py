@@ -1,6 +1,6 @@
-from pipeline import logs
-from pipeline.weights import fetch_weights
+from pipeline.fetch.weights import fetch_weights
+from pipeline.workflow.job import job
 
-logs.setup(snakemake.log[0])
-p = snakemake.params
-fetch_weights(snakemake.wildcards.weights, p.spec["entry"], p.dest, snakemake.output.marker, p.spec["seed"] or 0)
+with job(snakemake) as sm:
+    spec = sm.params.spec
+    fetch_weights(sm.wildcards.weights, spec["entry"], sm.params.dest, sm.output.marker, spec["seed"] or 0)

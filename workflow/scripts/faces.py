@@ -1,12 +1,9 @@
-from pipeline import jobs
+from pipeline.workflow.job import job
 
-jobs.offline_job()  # compute jobs never reach the hub; set before transformers is imported
-from pipeline import logs
-from pipeline.faces import extract_chunk
-from pipeline.index import select_chunk
+with job(snakemake, compute=True) as sm:
+    from pipeline.core.tables import select_chunk
+    from pipeline.faces import extract_chunk
 
-logs.setup(snakemake.log[0])
-w, f = snakemake.wildcards, snakemake.params.faces
-videos = select_chunk(snakemake.input.videos, w.split, int(w.chunk))
-extract_chunk(videos, snakemake.output.tar, snakemake.output.table, backend=f["backend"],
-              backend_options=f["backend_options"], threads=snakemake.threads, **f["crop"])
+    w, f = sm.wildcards, sm.params.faces
+    extract_chunk(select_chunk(sm.input.videos, w.split, int(w.chunk)), sm.output.tar, sm.output.table,
+                  backend=f["backend"], backend_options=f["backend_options"], threads=sm.threads, **f["crop"])

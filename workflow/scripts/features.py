@@ -1,10 +1,8 @@
-from pipeline import jobs
+from pipeline.workflow.job import job
 
-jobs.offline_job()  # compute jobs never reach the hub; set before transformers is imported
-from pipeline import logs
-from pipeline.features import extract_features
+with job(snakemake, compute=True) as sm:
+    from pipeline.model.features import extract_features
 
-logs.setup(snakemake.log[0])
-w, p = snakemake.wildcards, snakemake.params
-extract_features(snakemake.input.frames, w.split, p.weights_dir, snakemake.output[0], batch_size=p.batch_size,
-                 workers=snakemake.config.get("evaluate", {}).get("workers", 0))
+    # Loader workers do not change the features, so they are read here and not in params (no rerun).
+    extract_features(sm.input.frames, sm.wildcards.split, sm.params.weights_dir, sm.output[0],
+                     batch_size=sm.params.features["batch_size"], workers=sm.config["evaluate"]["workers"])

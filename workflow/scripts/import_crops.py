@@ -1,8 +1,8 @@
-from pipeline import logs
-from pipeline.importing import import_chunk
-from pipeline.index import select_chunk
+from pipeline.core.tables import select_chunk
+from pipeline.datasets.imports import import_chunk
+from pipeline.workflow.job import job
 
-logs.setup(snakemake.log[0])
-w = snakemake.wildcards
-videos = select_chunk(snakemake.input.videos, w.split, int(w.chunk))
-import_chunk(videos, snakemake.output.tar, snakemake.output.table, num_frames=snakemake.params.num_frames)
+with job(snakemake) as sm:
+    w = sm.wildcards
+    import_chunk(select_chunk(sm.input.videos, w.split, int(w.chunk)), sm.output.tar, sm.output.table,
+                 num_frames=sm.params.num_frames)

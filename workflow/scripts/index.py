@@ -1,7 +1,7 @@
-from pipeline import logs
-from pipeline.index import build_index
+from pipeline.datasets.index import build_index
+from pipeline.workflow.job import job
 
-logs.setup(snakemake.log[0])
-spec, p = snakemake.params.spec, snakemake.params
-build_index(snakemake.wildcards.ds, spec["adapter"], p.root, spec["options"], snakemake.output.videos,
-            chunk_size=spec["chunk_size"], chunk_seed=spec["chunk_seed"], threads=snakemake.threads)
+with job(snakemake) as sm:
+    spec = sm.params.spec
+    build_index(sm.wildcards.ds, spec["adapter"], sm.params.root, spec["options"], sm.output.videos,
+                chunk_size=spec["chunk_size"], chunk_seed=spec["chunk_seed"], threads=sm.threads)

@@ -1,6 +1,6 @@
-from pipeline import logs
-from pipeline.manifest import build_manifest
+from pipeline.datasets.manifest import build_manifest
+from pipeline.workflow.job import job
 
-logs.setup(snakemake.log[0])
-i, o = snakemake.input, snakemake.output
-build_manifest(i.videos, i.tables, o.frames, o.pairs, o.stats, splits=snakemake.params.splits)
+with job(snakemake) as sm:
+    i, o = sm.input, sm.output
+    build_manifest(i.videos, i.tables, o.frames, o.pairs, o.stats, splits=sm.params.splits)

@@ -1,5 +1,5 @@
-from pipeline import logs
 from pipeline.report import report_from_workflow
+from pipeline.workflow.job import job
 
-logs.setup(snakemake.log[0])
-report_from_workflow(snakemake.output.html, snakemake.params.config, csv=snakemake.output.csv)
+with job(snakemake) as sm:
+    report_from_workflow(sm.output.html, sm.params.config, csv=sm.output.csv)

@@ -1,12 +1,9 @@
-from pipeline import jobs
+from pipeline.workflow.job import job
 
-jobs.offline_job()  # compute jobs never reach the hub; set before transformers is imported
-from pipeline import logs
-from pipeline.evaluate import evaluate_robustness
+with job(snakemake, compute=True) as sm:
+    from pipeline.evaluation.robustness import evaluate_robustness
 
-logs.setup(snakemake.log[0])
-i, o, w, p = snakemake.input, snakemake.output, snakemake.wildcards, snakemake.params
-# Loader workers do not change the scores, so they are read here and not in params (no rerun).
-workers = snakemake.config.get("evaluate", {}).get("workers", 0)
-evaluate_robustness(i.adapter, p.weights_dir, i.frames, o.json, model=w.model, benchmark=w.bench,
-                    workers=workers, **p.robustness)
+    i, o, w, p = sm.input, sm.output, sm.wildcards, sm.params
+    # Loader workers do not change the scores, so they are read here and not in params (no rerun).
+    evaluate_robustness(i.adapter, p.weights_dir, i.frames, o.json, model=w.model, benchmark=w.bench,
+                        workers=sm.config["evaluate"]["workers"], **p.robustness)

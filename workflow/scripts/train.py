@@ -1,27 +1,11 @@
 import sys
 
-from pipeline import jobs
+from pipeline.workflow.job import job, launch_distributed
 
-jobs.offline_job()  # compute jobs never reach the hub; set before transformers is imported
-if jobs.launch_distributed(sys.argv[0], jobs.devices(snakemake.params.train["model"])):
+if launch_distributed(sys.argv[0], snakemake.resources.gpu):
     sys.exit(0)  # torchrun ran this script once per GPU (model entry `devices: N`)
-from pipeline import logs
+with job(snakemake, compute=True) as sm:
+    from pipeline.training import kinds
 
-logs.setup(snakemake.log[0])
-i, p, o = snakemake.input, snakemake.params, snakemake.output
-cfg, seed = p.train["model"], p.train["seed"]
-kind = cfg.get("kind", "train")
-if kind == "released":
-    from pipeline.released import convert_released
-
-    convert_released(p.released_dir, p.weights_dir, cfg, o.adapter, o.log)
-elif kind == "logistic":
-    from pipeline.logistic import train_logistic
-
-    train_logistic(i.train_features, dict(zip(p.val_sets, i.val_features)), p.weights_dir, cfg, o.adapter, o.log,
-                   seed=seed)
-else:
-    from pipeline.train import train_model
-
-    train_model(i.frames, p.weights_dir, cfg, o.adapter, o.log, p.work_dir, seed=seed, threads=snakemake.threads,
-                pairs_path=i.pairs, val_frames=dict(zip(p.val_datasets, i.val_frames)))
+    kinds.make(sm.params.train, sm.params.paths, runtime=kinds.runtime(sm.config, sm.wildcards.model),
+               threads=sm.threads)
