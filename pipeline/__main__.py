@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.fetch import demo
     from pipeline.datasets.adapters import REGISTRY
     from pipeline.predict import cli as predict_cli
+    from pipeline.serve import cli as serve_cli
 
     ap = argparse.ArgumentParser(prog="python -m pipeline", description="The pipeline's stages without Snakemake "
                                  "(each verb calls the same function as the workflow's rule), and predict.",
@@ -226,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_verbs(verb)
     predict_cli.add_arguments(verb("predict", predict_cli.HELP, predict_cli.run, epilog=predict_cli.EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter))
+    serve_cli.add_arguments(verb("serve", serve_cli.HELP, serve_cli.run, epilog=serve_cli.EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter))
     return ap
 
 

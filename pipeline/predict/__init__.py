@@ -5,6 +5,7 @@ detector through the workflow's own faces stage and model. No workflow job runs 
   adapter, the backbone it was trained on, and the faces settings of the workflow that made it;
 * :mod:`.inputs`: the files behind ``PATH...`` (videos, images, folders of either);
 * :mod:`.files`: the faces stage and the model on each input file -> one row per file (and per frame);
+  the scoring service (:mod:`pipeline.serve`) loads them once and scores each upload with the same code;
 * :mod:`.output`: the console table and the ``--out`` CSV / JSON files; :mod:`.cli`: the verb.
 
 Scoring itself is the evaluation stage's (:mod:`pipeline.evaluation.scoring`), so a file gets the score
@@ -15,7 +16,9 @@ from pipeline import lazy_exports
 
 _EXPORTS = {
     "resolve_model": "resolve", "PredictError": "resolve", "ResolvedModel": "resolve",
-    "expand_inputs": "inputs", "predict_files": "files", "FileResult": "files",
+    "expand_inputs": "inputs", "kind_of": "inputs", "VIDEO_EXTENSIONS": "inputs", "IMAGE_EXTENSIONS": "inputs",
+    "predict_files": "files", "FileResult": "files", "load_scorer": "files", "score_file": "files",
+    "console_table": "output",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

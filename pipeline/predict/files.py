@@ -10,6 +10,7 @@ image is one frame: detected, aligned and cropped by :func:`pipeline.faces.crop_
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ class FileResult:
     status: str  # ok | no_face | unreadable
     message: str = ""
     frames: list[dict] = field(default_factory=list)  # frame_idx, status, p_fake
+    crops: list[bytes | None] = field(default_factory=list, repr=False)  # encoded crop per frame, when kept
+    seconds: dict = field(default_factory=dict)  # faces, model
 
     def row(self) -> dict:
         return {"path": self.path, "kind": self.kind, "p_fake": self.p_fake, "frames_scored": self.frames_scored,
@@ -89,34 +92,62 @@ def _reduce(scores: list[float], how: str) -> float:
     return float(np.mean(scores) if how == "mean" else np.median(scores))
 
 
-def predict_files(model: ResolvedModel, inputs: list[tuple[Path, str]], *, device=None,
-                  batch_size: int = 64) -> list[FileResult]:
-    """Score each ``(path, kind)`` of ``inputs`` (``kind`` video or image) with ``model``; never raises for
-    a bad file (its :class:`FileResult` says what was wrong). A progress bar counts files and frames."""
+@dataclass
+class Scorer:
+    """What scoring a file needs, loaded once: the faces backend and crop settings, and the detector."""
+
+    model: ResolvedModel
+    backend: object
+    settings: CropSettings
+    detector: object
+    device: object
+
+
+def load_scorer(model: ResolvedModel, *, device=None) -> Scorer:
+    """The faces backend (checked by :func:`pipeline.faces.preflight`) and the detector of ``model`` on
+    ``device`` (default: cuda when available)."""
     from pipeline.model import load_detector, pick_device
 
     faces = model.faces
     preflight(faces["backend"], dict(faces["backend_options"]))
     backend = make_backend(faces["backend"], **faces["backend_options"])
-    settings = CropSettings(**faces["crop"])
     device = pick_device(device)
     detector, _ = load_detector(model.adapter, model.weights, device=device)
+    return Scorer(model, backend, CropSettings(**faces["crop"]), detector, device)
+
+
+def score_file(scorer: Scorer, path: Path, kind: str, *, batch_size: int = 64, keep_crops: bool = False
+               ) -> FileResult:
+    """One ``video`` or ``image`` file scored; never raises for a bad file (the result says what was
+    wrong). ``keep_crops`` keeps each frame's encoded crop (None without one) in ``FileResult.crops``; ``seconds`` holds
+    the time of the faces stage and of the model."""
+    start = time.perf_counter()
+    crops, error = (_video_crops if kind == "video" else _image_crops)(Path(path), scorer.backend, scorer.settings)
+    status, message = _outcome(kind, crops, error, scorer.settings)
+    faces_done = time.perf_counter()
+    pngs = [png for _, _, png in crops if png is not None]
+    scores = iter(score_crops(scorer.detector, pngs, batch_size=batch_size, device=scorer.device))
+    frames = [{"frame_idx": i, "status": s, "p_fake": next(scores) if png is not None else None}
+              for i, s, png in crops]
+    ok = [f["p_fake"] for f in frames if f["p_fake"] is not None]
+    if status != OK:
+        log.warning("%s: %s", path, message)
+    return FileResult(str(path), kind, _reduce(ok, scorer.model.video_reduce) if ok else None, len(ok),
+                      sum(1 for f in frames if f["frame_idx"] is not None), status, message, frames,
+                      crops=[png for _, _, png in crops] if keep_crops else [],
+                      seconds={"faces": faces_done - start, "model": time.perf_counter() - faces_done})
+
+
+def predict_files(model: ResolvedModel, inputs: list[tuple[Path, str]], *, device=None,
+                  batch_size: int = 64) -> list[FileResult]:
+    """Score each ``(path, kind)`` of ``inputs`` (``kind`` video or image) with ``model``; never raises for
+    a bad file (its :class:`FileResult` says what was wrong). A progress bar counts files and frames."""
+    scorer = load_scorer(model, device=device)
     results, scored = [], 0
     with logs.progress(total=len(inputs), desc="predict", unit="file") as bar:
         for path, kind in inputs:
-            crops, error = (_video_crops if kind == "video" else _image_crops)(path, backend, settings)
-            status, message = _outcome(kind, crops, error, settings)
-            scores = iter(score_crops(detector, [png for _, _, png in crops if png is not None],
-                                     batch_size=batch_size, device=device))
-            frames = [{"frame_idx": i, "status": s, "p_fake": next(scores) if png is not None else None}
-                      for i, s, png in crops]
-            ok = [f["p_fake"] for f in frames if f["p_fake"] is not None]
-            if status != OK:
-                log.warning("%s: %s", path, message)
-            results.append(FileResult(str(path), kind, _reduce(ok, model.video_reduce) if ok else None, len(ok),
-                                      sum(1 for f in frames if f["frame_idx"] is not None), status, message,
-                                      frames))
-            scored += len(ok)
+            results.append(score_file(scorer, path, kind, batch_size=batch_size))
+            scored += results[-1].frames_scored
             bar.set_postfix_str(f"{scored} frames scored", refresh=False)
             bar.update(1)
     return results
