@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -303,7 +304,7 @@ SHOWN = """(() => {
 })()"""
 
 
-def _score_in_page(tools: DevTools, path: Path) -> dict:
+def score_in_page(tools: DevTools, path: Path) -> dict:
     """Choose ``path`` in the page's file input, click Score, and wait for what the page then shows."""
     tools.call("DOM.setFileInputFiles", nodeId=tools.node("#files"), files=[str(path)])
     tools.click("#submit")
@@ -313,19 +314,20 @@ def _score_in_page(tools: DevTools, path: Path) -> dict:
 
 
 @contextmanager
-def _served_by_the_command(workflow):
-    """``python -m pipeline serve`` from the workflow folder, on a free port; yields its base URL."""
+def served_by_the_command(work: Path, model: str | Path):
+    """``python -m pipeline serve --model MODEL`` run in the workflow folder ``work``, on a free port;
+    yields its base URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--model", str(workflow["model_dir"]),
-                             "--port", str(port)], cwd=workflow["work"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    log = tempfile.TemporaryFile("w+")  # the server's log (a pipe nobody reads could fill and block it)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--model", str(model), "--port", str(port)],
+                            cwd=work, stdout=log, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
         while True:
-            assert proc.poll() is None, proc.stdout.read()
+            assert proc.poll() is None, log.seek(0) or log.read()
             try:
                 with urllib.request.urlopen(f"{base}/info", timeout=5):
                     break
@@ -336,10 +338,11 @@ def _served_by_the_command(workflow):
     finally:
         proc.terminate()
         proc.wait(30)
+        log.close()
 
 
 @contextmanager
-def _chromium(url: str, profile: Path):
+def chromium_page(url: str, profile: Path):
     """Headless Chromium on ``url`` with a DevTools port; yields a :class:`DevTools` on that page."""
     proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -368,11 +371,12 @@ def test_the_page_in_headless_chromium(workflow, tmp_path):
     text_file = tmp_path / "not_a_video.mp4"
     text_file.write_bytes(NOT_A_VIDEO)
     predicted = workflow["predict"]
-    with _served_by_the_command(workflow) as base, _chromium(f"{base}/", tmp_path / "profile") as tools:
+    with served_by_the_command(workflow["work"], workflow["model_dir"]) as base, \
+            chromium_page(f"{base}/", tmp_path / "profile") as tools:
         tools.wait_for("document.getElementById('model').textContent.startsWith('model lnclip_df')")
         assert tools.js("document.getElementById('files').accept").startswith(".3gp,.avi")
 
-        shown = _score_in_page(tools, workflow["files"]["fake"])
+        shown = score_in_page(tools, workflow["files"]["fake"])
         assert shown["error"] == "" and shown["status"].startswith("scored 1 file in")
         (f,) = shown["files"]
         want = predicted["fake"]
@@ -384,14 +388,14 @@ def test_the_page_in_headless_chromium(workflow, tmp_path):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)  # kept as a test artifact
         (ARTIFACTS / "serve.png").write_bytes(base64.b64decode(tools.call("Page.captureScreenshot")["data"]))
 
-        shown = _score_in_page(tools, text_file)
+        shown = score_in_page(tools, text_file)
         (f,) = shown["files"]
         assert (f["name"], f["status"], f["shown"], f["p_fake"]) == ("not_a_video.mp4", "unreadable", "not scored",
                                                                      None)
         assert f["message"] == "cannot be read as a video (cannot open video)"
         assert f["missing"] == ["file: the file could not be decoded"]
 
-        shown = _score_in_page(tools, workflow["files"]["real"])  # the next upload still works
+        shown = score_in_page(tools, workflow["files"]["real"])  # the next upload still works
         (f,) = shown["files"]
         assert (f["name"], f["shown"], f["p_fake"]) == ("real_0000.mp4", f"{predicted['real'].p_fake:.4f}",
                                                         predicted["real"].p_fake)

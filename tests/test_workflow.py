@@ -494,6 +494,41 @@ def test_command_line_predict_matches_the_evaluation_scores(demo, tmp_path):
     assert rows["path"].to_list()[:2] == inputs[:2] and rows["status"].to_list() == ["ok"] * 3
 
 
+
+def test_the_scoring_service_on_the_demo_model_in_headless_chromium(demo, tmp_path):
+    """`python -m pipeline serve` on the demo's LNCLIP-DF, its page driven in headless Chromium: a demo test
+    video shows predict's p(fake); a text file named .mp4 gets a clear message and the next upload still
+    works; the JSON API answers the same numbers."""
+    import httpx
+
+    from test_serve import CHROMIUM, chromium_page, score_in_page, served_by_the_command
+
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    videos = pl.read_parquet(demo / "results/demo/demo/videos.parquet").filter(pl.col("split") == "test")
+    scored = set(pl.read_parquet(demo / "results/demo/eval/lnclip_df/demo/scores.parquet")["video_id"])
+    fake, real = (demo / videos.filter((pl.col("label") == label) & pl.col("video_id").is_in(scored))
+                  .sort("video_id")["path"][0] for label in (1, 0))
+    model = "results/demo/models/lnclip_df"
+    subprocess.run([sys.executable, "-m", "pipeline", "predict", "--model", model, str(fake), str(real), "--out",
+                    str(tmp_path / "p.json")], capture_output=True, text=True, check=True, cwd=demo)
+    predicted = {Path(r["path"]).name: r["p_fake"] for r in json.loads((tmp_path / "p.json").read_text())}
+    text_file = tmp_path / "meeting_notes.mp4"
+    text_file.write_text("minutes of the meeting, not a video\n" * 40)
+    with served_by_the_command(demo, model) as base, chromium_page(f"{base}/", tmp_path / "profile") as tools:
+        tools.wait_for("document.getElementById('model').textContent.startsWith('model lnclip_df')")
+        (shown,) = score_in_page(tools, fake)["files"]
+        assert (shown["name"], shown["shown"]) == (fake.name, f"{predicted[fake.name]:.4f}")
+        assert shown["p_fake"] == predicted[fake.name] and shown["crops"]
+        (shown,) = score_in_page(tools, text_file)["files"]
+        assert (shown["status"], shown["message"]) == ("unreadable", "cannot be read as a video (cannot open video)")
+        (shown,) = score_in_page(tools, real)["files"]  # the next upload still works
+        assert (shown["name"], shown["p_fake"]) == (real.name, predicted[real.name])
+        assert tools.page_errors() == []
+        r = httpx.post(f"{base}/predict", files=[("files", (p.name, p.read_bytes())) for p in (fake, real)],
+                       timeout=300)
+        assert {f["name"]: f["p_fake"] for f in r.json()["files"]} == predicted
+
 def test_command_line_report_rebuilds_the_page(demo, tmp_path):
     out = tmp_path / "again.html"
     subprocess.run([sys.executable, "-m", "pipeline", "report", "--config", "config/demo.yaml", "--out", str(out)],

@@ -99,7 +99,7 @@ def _not_scored(name: str, status: str, message: str, kind: str | None = None) -
 
 def _answer(name: str, result, seconds: float, crops: bool) -> dict:
     """A :class:`pipeline.predict.FileResult` as the API gives it, under the upload's own name."""
-    row = {**result.row(), "name": name}
+    row = {"name": name, **result.row()}
     del row["path"]
     frames = []
     for i, frame in enumerate(result.frames):
