@@ -198,7 +198,8 @@ def test_a_failure_while_scoring_is_answered_and_the_next_upload_works(workflow,
     monkeypatch.setattr(service_module, "score_file", broken_once)
     (f,) = _post(url, _upload(workflow, "fake")).json()["files"]
     assert f["status"] == "error" and f["p_fake"] is None
-    assert f["message"].startswith("scoring failed (RuntimeError: backend exploded)") and "Traceback" not in f["message"]
+    assert f["message"].startswith("scoring failed (RuntimeError: backend exploded)")
+    assert "Traceback" not in f["message"]
     (f,) = _post(url, _upload(workflow, "fake")).json()["files"]
     assert f["p_fake"] == workflow["predict"]["fake"].p_fake and len(calls) == 2
 
@@ -232,6 +233,22 @@ def test_the_command_refuses_a_missing_model_without_a_traceback(workflow, tmp_p
                           cwd=workflow["work"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "no trained model at" in proc.stderr and "Traceback" not in proc.stderr
 
+
+
+def test_the_command_says_which_extra_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    from pipeline.__main__ import main
+
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvicorn" else real_find(name, *a))
+    assert main(["serve", "--model", "results/models/lnclip_df"]) == 2
+    assert capsys.readouterr().err.strip() == 'serve: uvicorn not installed: the service needs the serve extra, pip ' \
+                                              'install -e ".[serve]"'
+    monkeypatch.undo()
+    assert main(["serve", "--model", "x", "--max-upload-mb", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "serve: --max-upload-mb 0.0: give a size above 0"
 
 # ------------------------------------------------------------------------- the page in headless Chromium
 

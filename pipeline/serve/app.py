@@ -55,7 +55,8 @@ class UploadLimit:
 
 def create_app(service: ScoringService, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 10**6) -> FastAPI:
     """The FastAPI application around a loaded :class:`ScoringService`."""
-    app = FastAPI(title="LNCLIP-DF scoring service", docs_url="/docs", redoc_url=None)
+    # no /docs: FastAPI's interactive docs load their script from a CDN, which an offline machine lacks
+    app = FastAPI(title="LNCLIP-DF scoring service", docs_url=None, redoc_url=None)
     page = resources.files("pipeline.serve").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

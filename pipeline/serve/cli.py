@@ -68,6 +68,8 @@ def run(a) -> int:
         _say(f"cannot load the model {model.adapter}: {err}")
         return 2
     app = create_app(service, max_upload_bytes=int(a.max_upload_mb * 10**6))
+    if a.host not in ("127.0.0.1", "localhost", "::1"):
+        _say(f"note: listening on {a.host}: whoever reaches this address can upload files (the service has no login)")
     _say(f"model {model.adapter} on {service.scorer.device}; page http://{a.host}:{a.port}/, "
          f"API POST http://{a.host}:{a.port}/predict")
     uvicorn.run(app, host=a.host, port=a.port, log_level="info")
@@ -77,5 +79,5 @@ def run(a) -> int:
 def _missing_packages() -> list[str]:
     from importlib.util import find_spec
 
-    return [pkg for pkg, mod in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python-multipart", "python_multipart"))
-            if find_spec(mod) is None]
+    needed = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python-multipart": "python_multipart"}
+    return [pkg for pkg, mod in needed.items() if find_spec(mod) is None]
