@@ -250,6 +250,13 @@ def test_the_command_says_which_extra_to_install(monkeypatch, capsys):
     assert main(["serve", "--model", "x", "--max-upload-mb", "0"]) == 2
     assert capsys.readouterr().err.strip() == "serve: --max-upload-mb 0.0: give a size above 0"
 
+
+def test_the_other_verbs_do_not_need_the_serve_extra():
+    code = "import sys; from pipeline.__main__ import build_parser; build_parser(); " \
+           "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'python_multipart') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
 # ------------------------------------------------------------------------- the page in headless Chromium
 
 

@@ -16,11 +16,10 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from .cli import DEFAULT_MAX_UPLOAD_MB
 from .service import ScoringService
 
 log = logging.getLogger("pipeline.serve")
-
-DEFAULT_MAX_UPLOAD_MB = 200
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -1,4 +1,6 @@
-"""``python -m pipeline serve``: its arguments, and the server started with the model loaded once."""
+"""``python -m pipeline serve``: its arguments, and the server started with the model loaded once.
+
+Importing this module (as ``python -m pipeline`` does for every verb) needs none of the serve extra."""
 
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ It needs the serve extra: pip install -e ".[serve]". The service has no login: i
 """
 
 
-def add_arguments(p) -> None:
-    from .app import DEFAULT_MAX_UPLOAD_MB
+DEFAULT_MAX_UPLOAD_MB = 200
 
+
+def add_arguments(p) -> None:
     p.add_argument("--model", "--adapter", required=True, metavar="DIR",
                    help="the trained model: results/models/NAME (or its adapter.safetensors)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
