@@ -18,7 +18,6 @@ _EXPORTS = {
     "resolve_model": "resolve", "PredictError": "resolve", "ResolvedModel": "resolve",
     "expand_inputs": "inputs", "kind_of": "inputs", "VIDEO_EXTENSIONS": "inputs", "IMAGE_EXTENSIONS": "inputs",
     "predict_files": "files", "FileResult": "files", "load_scorer": "files", "score_file": "files",
-    "console_table": "output",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

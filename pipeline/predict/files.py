@@ -119,8 +119,8 @@ def load_scorer(model: ResolvedModel, *, device=None) -> Scorer:
 def score_file(scorer: Scorer, path: Path, kind: str, *, batch_size: int = 64, keep_crops: bool = False
                ) -> FileResult:
     """One ``video`` or ``image`` file scored; never raises for a bad file (the result says what was
-    wrong). ``keep_crops`` keeps each frame's encoded crop (None without one) in ``FileResult.crops``; ``seconds`` holds
-    the time of the faces stage and of the model."""
+    wrong). ``keep_crops`` keeps each frame's encoded crop (None without one) in ``FileResult.crops``;
+    ``FileResult.seconds`` holds the time of the faces stage and of the model."""
     start = time.perf_counter()
     crops, error = (_video_crops if kind == "video" else _image_crops)(Path(path), scorer.backend, scorer.settings)
     status, message = _outcome(kind, crops, error, scorer.settings)

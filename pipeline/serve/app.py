@@ -16,7 +16,6 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from .cli import DEFAULT_MAX_UPLOAD_MB
 from .service import ScoringService
 
 log = logging.getLogger("pipeline.serve")
@@ -52,8 +51,9 @@ class UploadLimit:
         await problem(scope, receive, send)
 
 
-def create_app(service: ScoringService, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 10**6) -> FastAPI:
-    """The FastAPI application around a loaded :class:`ScoringService`."""
+def create_app(service: ScoringService, *, max_upload_bytes: int) -> FastAPI:
+    """The FastAPI application around a loaded :class:`ScoringService`; a request larger than
+    ``max_upload_bytes`` is refused."""
     # no /docs: FastAPI's interactive docs load their script from a CDN, which an offline machine lacks
     app = FastAPI(title="LNCLIP-DF scoring service", docs_url=None, redoc_url=None)
     page = resources.files("pipeline.serve").joinpath("static/index.html").read_text(encoding="utf-8")
