@@ -179,8 +179,9 @@ def videos(tmp_path_factory) -> dict[str, object]:
 
 def reference_frames(path) -> list[np.ndarray]:
     """Every frame PyAV decodes, in presentation order, turned upright by the display matrix (PyAV's
-    ``rotation`` is counter-clockwise, as ``np.rot90``); stops at the first decoder error (frames
-    after a corrupt GOP are not numbered by any position the stream can vouch for)."""
+    ``rotation`` is counter-clockwise, as ``np.rot90``; on the phone video this gave the same pixels as
+    Debian's ffmpeg 5.1 with its default autorotate); stops at the first decoder error (frames after a
+    corrupt GOP are not numbered by any position the stream can vouch for)."""
     frames = []
     try:
         with av.open(str(path)) as c:
