@@ -24,7 +24,7 @@ cat >predict_ci.yaml <<'EOF'
 predict:
   ci: {folders: [resources/datasets/demo_shift], model: lnclip_df, chunk_size: 4}
 EOF
-last=$(scontrol -o show job | grep -o 'JobId=[0-9]*' | cut -d= -f2 | sort -n | tail -n1)
+last=$( (scontrol -o show job | grep -o 'JobId=[0-9]*' || true) | cut -d= -f2 | sort -n | tail -n1)  # earlier jobs
 t=$SECONDS
 "${SMK[@]}" --workflow-profile profiles/slurm "${SITE[@]}" "$TARGET" --configfile "${CONFIGS[@]}" \
     >"$STATE/log/snakemake-predict.log" 2>&1 || { tail -n 60 "$STATE/log/snakemake-predict.log"; say "FAILED"; exit 1; }
