@@ -170,3 +170,23 @@ def test_config_names_a_predict_model_that_exists(repo):
     bad["predict"] = {"s": {"model": "lnclip_df"}}
     with pytest.raises(pconfig.ConfigError, match="predict.s"):
         pconfig.validate_config(bad)
+
+
+def test_slurm_profile_submits_each_chunk_and_gathers_on_the_submit_host(repo, tmp_path):
+    from test_jobs import by_rule, plan_with_slurm_profile
+
+    work = copy_workflow(repo, tmp_path)
+    cfg = pconfig.load(repo / "config/demo.yaml")
+    cfg["predict"] = {"batch": {"files": [f"in/{i}.mp4" for i in range(5)], "model": MODEL, "chunk_size": 2}}
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (work / "in").mkdir()
+    for i in range(5):
+        (work / f"in/{i}.mp4").write_bytes(b"x")
+    (work / MODEL).mkdir(parents=True)
+    (work / MODEL / layout.ADAPTER).write_bytes(b"x")
+    jobs = by_rule(plan_with_slurm_profile(work, "results/demo/predict/batch.parquet"))
+    assert set(jobs) == {"predict_chunk", "predict"} and len(jobs["predict_chunk"]) == 3
+    assert [j["local"] for j in jobs["predict"]] == [True]
+    for job in jobs["predict_chunk"]:
+        assert not job["local"] and job["threads"] == 1 and "slurm_partition" not in job["resources"]
+        assert (job["resources"]["mem_mb"], job["resources"]["runtime"]) == tuple(cfg["resources"]["predict"].values())
