@@ -42,14 +42,16 @@ EOF
 python -m pipeline predict --model results/demo/models/lnclip_df --config predict_ci_merged.yaml \
     resources/datasets/demo_shift --out predict_ci_expected.csv >/dev/null 2>&1 || true  # 1: a file is unreadable
 
-scontrol -o show job | python - "$last" "$REPO" <<'EOF'
+scontrol -o show job >"$STATE/log/jobs-predict.txt"
+python - "${last:-0}" "$REPO" "$STATE/log/jobs-predict.txt" "$TARGET" <<'EOF'
 import csv, sys
+from pathlib import Path
 import polars as pl
 sys.path.insert(0, f"{sys.argv[2]}/.ci")
 from slurm_check import parse_jobs
 
-jobs = [j for j in parse_jobs(sys.stdin.read()) if int(j["JobId"]) > int(sys.argv[1] or 0)]
-table = pl.read_parquet("results/demo/predict/ci.parquet")
+jobs = [j for j in parse_jobs(Path(sys.argv[3]).read_text()) if int(j["JobId"]) > int(sys.argv[1])]
+table = pl.read_parquet(sys.argv[4])
 with open("predict_ci_expected.csv", newline="") as fh:
     expected = {r["path"]: r for r in csv.DictReader(fh)}
 errors = []
@@ -73,7 +75,7 @@ for path in sorted(got.keys() & expected.keys()):
         errors.append(f"{path}: {g} differs from predict's {e}")
 if table.filter(pl.col("status") == "unreadable").height != 1:
     errors.append("the unreadable demo_shift video is not reported as unreadable")
-print(f"[slurm-ci predict] {len(jobs)} predict_chunk jobs through sbatch; {len(got)} files compared with predict")
+print(f"[slurm-ci predict] {len(jobs)} jobs through sbatch; {len(got)} files compared with predict")
 for e in errors:
     print("FAIL:", e)
 sys.exit(1 if errors else 0)
