@@ -7,7 +7,8 @@
 # while it runs, then checks: every compute job
 # went through sbatch (features, train, evaluate and robustness in `gpu` with a GPU, faces in the default partition), the
 # tiny rules did not, the cancelled job was resubmitted and the run completed, metrics and robustness results equal the
-# local run's, and a second run submits nothing. Stops exactly the daemons it started, by PID.
+# local run's, and a second run submits nothing; then a predict set is scored through the profile
+# (.ci/slurm_predict.sh). Stops exactly the daemons it started, by PID.
 # The SLURM executor plugin is installed into a venv of this stage only (CI_SLURM_STATE), layered
 # on the test venv: with SLURM's client installed and no controller, importing it stalls every
 # snakemake call by ~10 s, so the default environment never has it.
@@ -193,3 +194,6 @@ scontrol -o show job | python .ci/slurm_check.py --cancelled "$CANCELLED" --loca
 out=$(cd "$STATE/slurm" && "${SMK[@]}" --workflow-profile profiles/slurm "${SITE[@]}" -n "$TARGET" "${DEMO[@]}" 2>&1)
 grep -q "Nothing to be done" <<<"$out" || { echo "$out" | tail -n 30; say "a second run would redo work"; exit 1; }
 say "demo: local ${LOCAL_S} s, SLURM ${SLURM_S} s (with one cancelled and resubmitted job)"
+
+# ---- bulk scoring (results/demo/predict/ci.parquet) through the same profile ---------------------
+bash .ci/slurm_predict.sh
