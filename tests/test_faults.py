@@ -418,7 +418,10 @@ def test_a_results_folder_that_cannot_be_made_is_named(disk):
 
 
 def test_errors_of_inputs_read_inside_the_block_are_not_relabelled(tmp_path):
-    """Only failures to write the output are re-said; a missing or unreadable input keeps its own error."""
+    """Only failures to write the output are re-said; a missing or unreadable input keeps its own error.
+
+    The one case still injected: the errors are raised by hand, as a reader of an input would raise
+    them, because this checks the rule that tells an input's error from the output's, not a fault."""
     out = tmp_path / "out.json"
     with pytest.raises(FileNotFoundError) as missing:
         with replacing(out):
