@@ -180,13 +180,13 @@ def _checkpoint(root, v, request):  # train: the resumable state (safetensors' R
     detector, opt = _trained(request.getfixturevalue("backbone_dir"))
     step = 2 + 2 * v
     work = root / "work"
-    save_state(work, step=step, epochs_done=v, detector=detector, opt=opt, best={}, rows=_log_rows(500 * (v + 1)),
-               slerp_gen=torch.Generator(), info={"cfg_hash": "h"})
+    save_state(work, step=step, epochs_done=v, detector=detector, opt=opt, best={}, rows=_log_rows(500, v),
+               slerp_gen=torch.Generator(), info={"cfg_hash": "h", "notes": [f"note {i}" for i in range(2_000)]})
     return [work / f"state-{step:08d}.safetensors", work / f"log-{step:08d}.parquet", work / "state.json"]
 
 
-def _log_rows(n: int) -> list[dict]:
-    return [{"kind": "train", "epoch": 0, "step": i, "lr": 1e-4, "loss": 1.0 / (i + 1)} for i in range(n)]
+def _log_rows(n: int, v: int = 0) -> list[dict]:
+    return [{"kind": "train", "epoch": 0, "step": i, "lr": 1e-4, "loss": (1.0 + v) / (i + 1)} for i in range(n)]
 
 
 def _train_log(root, v, request):  # train: train_log.parquet
@@ -320,19 +320,22 @@ def assert_names_an_output(err: OutputError, outputs: list[Path], code: int, wha
     assert Path(named[1]) in outputs or Path(named[1]).parent in {p.parent for p in outputs}, msg
 
 
-def test_a_resumable_state_survives_a_full_disk_whole(disk, request):
-    """The disk fills after the new tensors were written, while the log is: the checkpoint a resumed run
-    loads is still the earlier complete one, and no new file of the failed save is left behind."""
+@pytest.mark.parametrize("fits", [1, 2], ids=["room for the tensors", "room for the tensors and the log"])
+def test_a_resumable_state_survives_a_full_disk_whole(disk, request, fits):
+    """The disk fills after the new tensors (and log) were written: the checkpoint a resumed run loads
+    is still the earlier complete one, and no new file of the failed save is left behind."""
     from pipeline.training.state import load_state
 
     outputs = _checkpoint(disk.root, 0, request)
     before = disk.files()
-    disk.fill(leave=-(-outputs[0].stat().st_size // 4096) * 4096)  # room for the new tensors, not the log
-    with pytest.raises(OutputError, match=f"cannot write {disk.root / 'work' / 'log-00000004.parquet'}: {FULL}"):
+    # whole pages, and one more: safetensors needs it while it writes (state.json needs more than one)
+    disk.fill(leave=sum(-(-p.stat().st_size // 4096) * 4096 for p in outputs[:fits]) + 4096)
+    stopped = ["log-00000004.parquet", "state.json"][fits - 1]
+    with pytest.raises(OutputError, match=f"cannot write {disk.root / 'work' / stopped}: {FULL}"):
         _checkpoint(disk.root, 1, request)
     assert disk.files() == before
     state = load_state(disk.root / "work", "h")
-    assert (state["step"], len(state["rows"])) == (2, 500)
+    assert (state["step"], state["rows"][1]["loss"]) == (2, 0.5)
 
 
 def test_the_message_is_what_a_failed_job_prints(disk):
