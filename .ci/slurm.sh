@@ -6,11 +6,15 @@
 # locally and through SLURM (the demo made smaller by .ci/slurm_demo.yaml), cancels one training job
 # while it runs, then checks: every compute job
 # went through sbatch (features, train, evaluate and robustness in `gpu` with a GPU, faces in the default partition), the
-# tiny rules did not, the cancelled job was resubmitted and the run completed, metrics equal the
-# local run's, and a second run submits nothing. Stops exactly the daemons it started, by PID.
+# tiny rules did not, the cancelled job was resubmitted and the run completed, metrics and robustness results equal the
+# local run's, and a second run submits nothing; then a predict set is scored through the profile
+# (.ci/slurm_predict.sh). Stops exactly the daemons it started, by PID.
 # The SLURM executor plugin is installed into a venv of this stage only (CI_SLURM_STATE), layered
 # on the test venv: with SLURM's client installed and no controller, importing it stalls every
 # snakemake call by ~10 s, so the default environment never has it.
+# Where the stage cannot run (no root, no apt-get, a SLURM of the machine's own) it skips with a note,
+# except under CI=true, where that fails the run. Finished jobs stay in `scontrol` for 4 hours
+# (MinJobAge), longer than any run, so the checks see every job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -23,6 +27,13 @@ SITE=(--slurm-status-command squeue)
 T0=$SECONDS
 
 say() { echo "[slurm-ci] $*"; }
+
+# Where this stage cannot run: a note outside CI, a failure under CI=true (a green CI has run it).
+cannot_run() {
+    if [ "${CI:-}" = true ]; then say "FAILED: cannot run the SLURM stage under CI=true: $*"; exit 1; fi
+    say "SKIPPED: $*"
+    exit 0
+}
 
 # Daemons this script started (now or in an earlier, interrupted run): stop them by recorded PID.
 stop_daemons() {
@@ -72,11 +83,10 @@ if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1
         say "installing slurm-wlm and munge"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
     else
-        say "SKIPPED: needs root and apt-get to install slurm-wlm and munge"
-        exit 0
+        cannot_run "needs root and apt-get to install slurm-wlm and munge"
     fi
 fi
-[ "$(id -u)" = 0 ] || { say "SKIPPED: starting slurmd needs root"; exit 0; }
+[ "$(id -u)" = 0 ] || cannot_run "starting slurmd needs root"
 
 stop_daemons  # left over from an interrupted run
 rm -rf "$STATE"
@@ -122,15 +132,14 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 MpiDefault=none
 ReturnToService=2
-MinJobAge=600
+MinJobAge=14400
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=16000 Gres=gpu:fake:2 State=UNKNOWN
 PartitionName=main Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$HOST MaxTime=INFINITE State=UP
 EOF
 # Job steps (srun inside a job) read the default path, not $SLURM_CONF: link it for this run only.
 if [ -e /etc/slurm/slurm.conf ] && [ "$(readlink /etc/slurm/slurm.conf)" != "$SLURM_CONF" ]; then
-    say "SKIPPED: /etc/slurm/slurm.conf exists; this machine has a SLURM of its own"
-    exit 0
+    cannot_run "/etc/slurm/slurm.conf exists; this machine has a SLURM of its own"
 fi
 mkdir -p /etc/slurm && ln -sfn "$SLURM_CONF" /etc/slurm/slurm.conf
 cat >"$STATE/etc/gres.conf" <<EOF
@@ -185,3 +194,6 @@ scontrol -o show job | python .ci/slurm_check.py --cancelled "$CANCELLED" --loca
 out=$(cd "$STATE/slurm" && "${SMK[@]}" --workflow-profile profiles/slurm "${SITE[@]}" -n "$TARGET" "${DEMO[@]}" 2>&1)
 grep -q "Nothing to be done" <<<"$out" || { echo "$out" | tail -n 30; say "a second run would redo work"; exit 1; }
 say "demo: local ${LOCAL_S} s, SLURM ${SLURM_S} s (with one cancelled and resubmitted job)"
+
+# ---- bulk scoring (results/demo/predict/ci.parquet) through the same profile ---------------------
+bash .ci/slurm_predict.sh

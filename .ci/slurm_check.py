@@ -2,7 +2,7 @@
 
 Every compute job went through sbatch (features, train, evaluate and robustness in the `gpu` partition with a GPU, faces in
 the cluster's default partition), no tiny or download rule did, the cancelled training job was
-resubmitted with twice its memory and completed, and the metrics equal the local run's byte for byte.
+resubmitted with twice its memory and completed, and the metrics and robustness results equal the local run's byte for byte.
 """
 
 from __future__ import annotations
@@ -66,14 +66,15 @@ def check(jobs: list[dict], cancelled: str, local: Path, slurm: Path, results: s
             errors.append(f"retry asked for {mem_mb(retries[0])} MB after {mem_mb(first)} MB, expected twice")
     completed = {r: sum(j.get("JobState") == "COMPLETED" for j in g) for r, g in by_rule.items()}
     print("jobs per rule (completed):", completed, "; cancelled and resubmitted:", cancelled)
-    for path in sorted((local / results).glob("eval/*/*/metrics.json")):
-        other = slurm / path.relative_to(local)
-        if not other.exists() or other.read_bytes() != path.read_bytes():
-            errors.append(f"{path.relative_to(local)} differs between the local and the SLURM run")
-    compared = list((local / results).glob("eval/*/*/metrics.json"))
-    if not compared:
-        errors.append("the local run wrote no metrics")
-    print(f"metrics.json compared with the local run: {len(compared)} files")
+    for name in ("metrics.json", "robustness.json"):
+        compared = sorted((local / results).glob(f"eval/*/*/{name}"))
+        for path in compared:
+            other = slurm / path.relative_to(local)
+            if not other.exists() or other.read_bytes() != path.read_bytes():
+                errors.append(f"{path.relative_to(local)} differs between the local and the SLURM run")
+        if not compared:
+            errors.append(f"the local run wrote no {name}")
+        print(f"{name} compared with the local run: {len(compared)} files")
     return errors
 
 

@@ -235,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from pipeline.core import logs
     from pipeline.core.config import ConfigError
+    from pipeline.core.files import OutputError
 
     a = build_parser().parse_args(argv)
     logs.setup()
@@ -243,6 +244,9 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"python -m pipeline {a.verb}: {err}", file=sys.stderr)
         return 2
+    except OutputError as err:  # a full disk, a folder not writable: the message names the output
+        print(f"python -m pipeline {a.verb}: {err}", file=sys.stderr)
+        return 1
     return status if isinstance(status, int) else 0
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# CI's rules for skips and the time limit of slow tests (see ci_policy.py).
+from ci_policy import pytest_collection_modifyitems, pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Tests must never reach a hub or the network.

@@ -153,15 +153,25 @@ def test_missing_predictor_names_the_package(monkeypatch):
         faces.dlib_predictor_path()
 
 
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])
+    return ix * iy / (area(a) + area(b) - ix * iy)
+
+
 def test_dlib_on_astronaut(backend, astronaut):
+    # dlib's exact boxes and scores are its own (they may move a few pixels between releases): the
+    # test holds it to finding the astronaut's face and the patch on her suit, where they are.
     found = backend.detect(astronaut)
     assert len(found) == 2
     boxes = sorted(f.box for f in found)
-    assert boxes == [(126.0, 335.0, 215.0, 425.0), (175.0, 76.0, 265.0, 166.0)]
+    assert _iou(boxes[0], (126.0, 335.0, 215.0, 425.0)) > 0.7
+    assert _iou(boxes[1], (175.0, 76.0, 265.0, 166.0)) > 0.7
     face, n = backend.largest_face(astronaut)
     assert n == 2
-    assert face.box == (175.0, 76.0, 265.0, 166.0)
-    assert face.score == pytest.approx(1.164, abs=0.01)
+    assert _iou(face.box, (175.0, 76.0, 265.0, 166.0)) > 0.7  # the face, not the patch
+    assert face.score > 0.3  # HOG margin: a clear detection (1.16 with dlib-bin 19.24)
     assert face.landmarks.shape == (68, 2)
     # landmarks sit on the face box
     assert np.all(face.landmarks[:, 0] > 165) and np.all(face.landmarks[:, 0] < 280)
@@ -459,6 +469,8 @@ def test_extract_chunk_pool_from_unguarded_script(tiny, tmp_path):
 # Optional: a folder of real DeepfakeBench FF++ crops (<method>/<video>/<frame>.png), e.g. from your own
 # DeepfakeBench preprocessing; FF++ frames are never part of this repository.
 DFB_CROPS = Path(os.environ.get("LNCLIP_DFB_CROPS", "/nonexistent"))
+# FF++ frames may not be redistributed: the test runs where a user points at their DeepfakeBench crops.
+CI_ALLOWED_SKIPS = {"test_realigning_real_deepfakebench_crops_is_near_identity": "needs FF++ crops (not ours to ship)"}
 
 
 @pytest.mark.skipif(not DFB_CROPS.is_dir(), reason="set LNCLIP_DFB_CROPS to a folder of DeepfakeBench FF++ crops")

@@ -12,6 +12,9 @@ from pipeline.core import tables
 # Optional: Celeb-DF v2's own List_of_testing_videos.txt (it ships with the dataset, not with this repository).
 CELEBDF_LIST = Path(os.environ.get("LNCLIP_CELEBDF_LIST", "/nonexistent"))
 
+# Celeb-DF v2's test list may not be redistributed: the test runs where a user points at their copy.
+CI_ALLOWED_SKIPS = {"test_celebdf_adapter_flips_the_list_labels": "needs Celeb-DF v2's own test list (not ours to ship)"}
+
 
 def touch(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -211,6 +211,11 @@ def check_config(config: dict) -> None:
         if bench["dataset"] not in datasets:
             raise ConfigError(f"benchmarks.{name}.dataset: {bench['dataset']!r} is not a name under datasets "
                               f"(known: {', '.join(datasets)})")
+    for name, entry in config.get("predict", {}).items():
+        model = entry["model"]
+        if model not in config["models"] and "/" not in model:
+            raise ConfigError(f"predict.{name}.model: {model!r} is neither a name under models (known: "
+                              f"{', '.join(config['models'])}) nor a model folder (results/.../models/NAME)")
     for name, ds in datasets.items():
         if "demo" in ds["source"] and ds["adapter"] not in DEMO_ADAPTERS:
             raise ConfigError(f"datasets.{name}: a demo source writes labels.csv and one folder per class; "

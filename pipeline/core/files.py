@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 from pathlib import Path
 
 
@@ -34,14 +35,39 @@ _WRITE_ERRORS = {
 }
 
 
-def _output_error(path: Path, tmp: Path, exc: OSError) -> OSError:
-    """``exc`` re-said naming ``path`` when it is a failure to write it; else ``exc`` itself (e.g. an
-    input that could not be read inside the block)."""
-    ours = exc.filename is None or Path(exc.filename) in (path, tmp, path.parent)
-    if exc.errno not in _WRITE_ERRORS or not ours or isinstance(exc, OutputError):
-        return exc
-    return OutputError(exc.errno, f"cannot write {path}: {_WRITE_ERRORS[exc.errno]}, then run the workflow "
-                                  f"again. Nothing was written under that name ({exc.strerror})")
+# Writers in Rust (polars, safetensors) raise their own exception types, or an OSError without errno,
+# with Rust's "(os error N)" in the text and no filename.
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+_ONLY_FROM_WRITING = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _write_errno(path: Path, tmp: Path, exc: Exception) -> int | None:
+    """The errno of ``exc`` when it is a failure to write ``path`` (through ``tmp``); None when it is
+    something else (e.g. an input that could not be read inside the block)."""
+    if isinstance(exc, OutputError):
+        return None
+    if isinstance(exc, OSError) and exc.errno is not None:
+        code = exc.errno
+        ours = exc.filename is None or Path(exc.filename) in (path, tmp, *path.parents)
+    elif found := _RUST_OS_ERROR.search(str(exc)):
+        code = int(found.group(1))
+        ours = code in _ONLY_FROM_WRITING or str(tmp) in str(exc)
+    else:  # polars, failing in a Parquet footer, says only "Invalid thrift: transport error"
+        code, ours = errno.ENOSPC, _no_space_left(tmp)
+    return code if ours and code in _WRITE_ERRORS else None
+
+
+def _no_space_left(tmp: Path) -> bool:
+    """Whether the filesystem ``tmp`` is on has no byte left for its writer (once it has begun writing)."""
+    try:
+        return tmp.stat().st_size > 0 and os.statvfs(tmp.parent).f_bavail == 0
+    except OSError:
+        return False
+
+
+def _output_error(path: Path, code: int) -> OutputError:
+    return OutputError(code, f"cannot write {path}: {_WRITE_ERRORS[code]}, then run the same command again. "
+                             f"Nothing was written under that name ({os.strerror(code)})")
 
 
 @contextlib.contextmanager
@@ -50,21 +76,28 @@ def replacing(path):
 
     The file gets the usual permissions (0644 under umask 022), whatever the writer created the
     temporary file with (safetensors writes 0600), so colleagues on a shared cluster can read it.
-    A full disk or a permission error raises :class:`OutputError` naming ``path``; any earlier
-    ``path`` is left as it was and the temporary file is removed.
+    A full disk, a read-only filesystem or a permission error raises :class:`OutputError` naming
+    ``path``, whatever the writer raised; any earlier ``path`` is left as it was and the temporary
+    file is removed. The temporary file is created (empty) before the block runs, so a folder that
+    cannot be written fails here, in Python, whichever library writes the bytes.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.touch()
         yield tmp
         if tmp.is_file():
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except OSError as exc:
-        raise _output_error(path, tmp, exc) from exc
+    except Exception as exc:
+        code = _write_errno(path, tmp, exc)
+        if code is None:
+            raise
+        raise _output_error(path, code) from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        if os.path.lexists(tmp):  # unlinking a missing file on a read-only filesystem raises EROFS
+            tmp.unlink()
 
 
 def canonical_safetensors(data: bytes) -> bytes:

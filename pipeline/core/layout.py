@@ -100,6 +100,19 @@ class Layout:
         """Every metric of every evaluation, one tidy row each, next to the report."""
         return f"{self.results}/metrics.csv"
 
+    # -- bulk scoring (the predict section) ------------------------------------------------------
+    def predict_table(self, name: str) -> str:
+        """One row per file of a predict set (``pipeline.predict.bulk``)."""
+        return f"{self.results}/predict/{name}.parquet"
+
+    def predict_chunk(self, name: str, chunk: str) -> str:
+        """The rows of one scoring job; ``chunk`` is the digest of the files it scores."""
+        return f"{self.results}/predict/{name}/chunks/{chunk}.parquet"
+
+    def predict_members(self, name: str, chunk: str) -> str:
+        """The files a scoring job was given, recorded when it ends (not an output: a rerun keeps it)."""
+        return f"{self.results}/predict/{name}/chunks/{chunk}.members.json"
+
     # -- job logs and benchmarks ---------------------------------------------------------------
     def log(self, stage: str, name: str) -> str:
         return f"{self.results}/logs/{stage}/{name}.log"

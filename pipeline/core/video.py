@@ -49,8 +49,9 @@ def probe(path) -> dict:
     video"``, ``"no frames"``) and the other values are None.
 
     The frame count is the container's ``CAP_PROP_FRAME_COUNT`` (what DeepfakeBench uses). When
-    the container reports no count but the first frame decodes, the frames are counted by
-    decoding the whole video.
+    the container reports no count, or is Matroska (WebM, MKV: no frame count is stored, and OpenCV's
+    estimate, duration x fps, is wrong for variable frame rate), and the first frame decodes, the
+    frames are counted by decoding the whole video.
     """
     result = {"frame_count": None, "fps": None, "width": None, "height": None, "error": None}
     p = Path(path)
@@ -70,7 +71,7 @@ def probe(path) -> dict:
         if not ok or frame is None:
             result["error"] = ERROR_NO_FRAMES
             return result
-        if count <= 0:  # container without a frame count: count by decoding
+        if count <= 0 or _is_matroska(p):  # container without a frame count: count by decoding
             count = 1
             while cap.grab():
                 count += 1
@@ -88,6 +89,17 @@ def probe(path) -> dict:
         return result
     finally:
         cap.release()
+
+
+MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"  # EBML header: WebM and MKV
+
+
+def _is_matroska(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == MATROSKA_MAGIC
+    except OSError:  # pragma: no cover - OpenCV has just opened it
+        return False
 
 
 def read_frames(path, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.core.files import write_json
+from pipeline.core.files import replacing, write_json
 from .files import FileResult
 
 FILE_COLUMNS = {"path": pl.String, "kind": pl.String, "p_fake": pl.Float64, "frames_scored": pl.Int64,
@@ -32,9 +32,9 @@ def write_table(df: pl.DataFrame, out: str | Path) -> Path:
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise ValueError(f"{out}: write a .csv or a .json file")
-    out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
-        df.write_csv(out)
+        with replacing(out) as tmp:
+            df.write_csv(tmp)
     else:
         write_json(out, df.to_dicts(), allow_nan=False)
     return out

@@ -63,13 +63,16 @@ def _known_models(given: Path) -> list[str]:
     return sorted(found)[:10]
 
 
-def workflow_config(adapter: Path, config_path: str | Path | None = None, cwd: Path = Path(".")
-                    ) -> tuple[Path | None, dict | None]:
+def workflow_config(adapter: Path, config_path: str | Path | None = None, cwd: Path = Path("."),
+                    config: dict | None = None) -> tuple[Path | None, dict | None]:
     """The (validated) workflow config that trained the model of ``adapter``, or ``(None, None)``.
 
-    ``config_path`` when given; else the config in ``cwd`` (``config.yaml``, ``config/*.yaml``) that has a
-    model of this name and whose ``results`` folder is the one holding the adapter.
+    ``config`` (already validated: a workflow job's) or ``config_path`` when given; else the config in
+    ``cwd`` (``config.yaml``, ``config/*.yaml``) that has a model of this name and whose ``results`` folder
+    is the one holding the adapter.
     """
+    if config is not None:
+        return None, config
     if config_path is not None:
         try:
             return Path(config_path), pconfig.validate_config(pconfig.load(config_path), source=str(config_path))
@@ -130,17 +133,19 @@ def _check_marker(folder: Path, entry: str, backbone: str | None) -> None:
 
 
 def resolve_model(model: str | Path, *, weights=None, config_path=None, faces: dict | None = None,
-                  video_reduce: str | None = None, cwd: Path = Path(".")) -> ResolvedModel:
+                  video_reduce: str | None = None, cwd: Path = Path("."), config: dict | None = None
+                  ) -> ResolvedModel:
     """The adapter, backbone folder, faces settings and video reduction for ``predict``.
 
     ``faces`` overrides the workflow's settings: ``backend``, ``backend_options`` and any crop key
-    (``num_frames``, ``size``, ``scale``, ``points``, ``choice``, ``min_side``)."""
+    (``num_frames``, ``size``, ``scale``, ``points``, ``choice``, ``min_side``). ``config``: the validated
+    workflow config to take them from (a workflow job's), instead of ``config_path`` or the search."""
     adapter = adapter_path(model)
     try:
         meta = read_adapter_meta(adapter)
     except Exception as err:
         raise PredictError(f"{adapter} is not a model written by this pipeline's training ({err})") from None
-    found, cfg = workflow_config(adapter, config_path, cwd)
+    found, cfg = workflow_config(adapter, config_path, cwd, config)
     notes = []
     if cfg is None:
         notes.append(f"no workflow config in {cwd.resolve()} trained {adapter.parent}: default faces settings "
@@ -150,10 +155,11 @@ def resolve_model(model: str | Path, *, weights=None, config_path=None, faces: d
     else:
         settings = pconfig.faces_settings(cfg)
         reduce = cfg.get("evaluate", {}).get("video_reduce", "mean")
-        now = model_settings(cfg, adapter.parent.name)["model"]
-        then = canonical(project(pconfig.complete_model(meta["cfg"]))) if meta.get("cfg") else {}
+        known = adapter.parent.name in cfg.get("models", {})  # a model folder of another config: not compared
+        now = model_settings(cfg, adapter.parent.name)["model"] if known else {}
+        then = canonical(project(pconfig.complete_model(meta["cfg"]))) if meta.get("cfg") and known else {}
         changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
-        if meta.get("cfg") and changed:
+        if then and changed:
             notes.append(f"{found}: the entry of model {adapter.parent.name!r} changed since it was trained "
                          f"({', '.join(changed)}); its faces settings are used as they are now")
     settings = _override(settings, faces or {})

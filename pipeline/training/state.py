@@ -59,10 +59,10 @@ def save_state(work_dir: Path, *, step: int, epochs_done: int, detector, opt, be
     them, so a kill at any point leaves either the previous complete state or the new one."""
     work_dir.mkdir(parents=True, exist_ok=True)
     tensors_name, log_name = f"state-{step:08d}.safetensors", f"log-{step:08d}.parquet"
-    with replacing(work_dir / tensors_name) as tmp:  # the usual mode (save_file writes 0600)
-        save_file(_tensors(detector, opt, best, slerp_gen), str(tmp))
-    with replacing(work_dir / log_name) as tmp:
-        pl.DataFrame(rows, schema=LOG_SCHEMA).write_parquet(tmp)
+    # both or neither (a full disk may stop the second); the usual mode (save_file writes 0600)
+    with replacing(work_dir / tensors_name) as tensors_tmp, replacing(work_dir / log_name) as log_tmp:
+        save_file(_tensors(detector, opt, best, slerp_gen), str(tensors_tmp))
+        pl.DataFrame(rows, schema=LOG_SCHEMA).write_parquet(log_tmp)
     state = {
         "format": STATE_FORMAT, **info, "step": step, "epoch": epochs_done,
         "best_epoch": best.get("epoch"), "best_metric": best.get("metric"),
@@ -70,9 +70,26 @@ def save_state(work_dir: Path, *, step: int, epochs_done: int, detector, opt, be
         "cuda_rng": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
         "tensors": tensors_name, "log": log_name,
     }
-    write_json(work_dir / "state.json", state, indent=1)
+    try:
+        write_json(work_dir / "state.json", state, indent=1)
+    except OSError:  # the earlier state.json (if any) still holds: keep only the files it names
+        _keep_only(work_dir, _named_files(work_dir))
+        raise
+    _keep_only(work_dir, (tensors_name, log_name))
+
+
+def _named_files(work_dir: Path) -> tuple[str, ...]:
+    try:
+        state = json.loads((work_dir / "state.json").read_text())
+        return state["tensors"], state["log"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ()
+
+
+def _keep_only(work_dir: Path, names) -> None:
+    """Delete the saved tensors and logs of ``work_dir`` other than ``names``."""
     for old in [*work_dir.glob("state-*.safetensors"), *work_dir.glob("log-*.parquet")]:
-        if old.name not in (tensors_name, log_name):
+        if old.name not in names:
             old.unlink()
 
 

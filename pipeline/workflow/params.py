@@ -72,8 +72,17 @@ def features(config: dict, weights_name: str) -> dict:
                       "batch_size": config["evaluate"]["batch_size"]})
 
 
+def predict(config: dict, name: str) -> dict:
+    """What scoring the files of one predict set depends on, besides the files and the model's file: the
+    model as named, the faces settings, the file score's reduction and the batch (float order)."""
+    ev = config["evaluate"]
+    return canonical({"model": config["predict"][name]["model"], "faces": pconfig.faces_settings(config),
+                      "video_reduce": ev["video_reduce"], "batch_size": ev["batch_size"]})
+
+
 def report(config: dict) -> dict:
     """The report shows the configuration as provenance, so it depends on all of it: every section as
-    completed, every model with its full settings."""
+    completed, every model with its full settings; but for the bulk scoring sets (``predict``), which
+    it does not show."""
     models = {name: pconfig.model_config(config, name) for name in config["models"]}
-    return canonical({**config, "models": models})
+    return canonical({**{k: v for k, v in config.items() if k != "predict"}, "models": models})
