@@ -22,6 +22,8 @@ from PIL import Image
 from transformers import CLIPModel
 
 from pipeline.evaluation.benchmark import evaluate_benchmark
+from pipeline.fetch.archives import DownloadError
+from pipeline.fetch.weights import fetch_weights
 from pipeline.evaluation.scoring import score_crops
 from pipeline.model.detector import load_backbone, load_detector
 from pipeline.training.release_files import Opaque, read_lightning, release_layout
@@ -199,8 +201,6 @@ def test_both_layouts_load_and_score_crops_as_the_authors_model(backbone_dir, tm
     ours_ckpt = np.array(score_crops(det_ckpt, pngs, batch_size=2))
     ours_ts = np.array(score_crops(det_ts, pngs, batch_size=2))
     assert np.allclose(ours_ckpt, ref, atol=1e-5)  # model.ckpt: the authors' model exactly
-    print("spread", ours_ckpt.max() - ours_ckpt.min(), "ts-ckpt", np.abs(ours_ts - ours_ckpt).max(),
-          "published-ts", np.abs(published.numpy() - ours_ts).max())
     assert np.allclose(ours_ts, ours_ckpt, atol=2e-3)  # model.torchscript: the same within fp16 rounding
     assert np.allclose(published.numpy(), ours_ts, atol=2e-3)  # ... and the traced module itself, run in fp16
     assert ours_ckpt.max() - ours_ckpt.min() > 0.03  # the crops get different scores: the comparisons have teeth
@@ -272,6 +272,11 @@ def test_which_checkpoint_of_a_folder_is_asked_for(backbone_dir, tmp_path):
     assert release_layout(folder, ["model.torchscript"]) == ("torchscript", folder / "model.torchscript")
     with pytest.raises(ReleasedError, match="no checkpoint among \\['README.md'\\]"):
         release_layout(folder, ["README.md"])
+    # A folder the user downloaded (weights entry `path:` with `files:`): checked and checksummed as is.
+    info = fetch_weights("rel", {"path": str(folder), "files": ["model.ckpt"]}, folder, tmp_path / "rel.done")
+    assert info["kind"] == "path" and list(info["files"]) == ["model.ckpt"]
+    with pytest.raises(DownloadError, match=r"weights\.rel\.files: model\.bin not found"):
+        fetch_weights("rel", {"path": str(folder), "files": ["model.bin"]}, folder, tmp_path / "rel.done")
 
 
 # ---------------------------------------------------------------------------- nothing in the pickle runs
@@ -290,9 +295,9 @@ class ExecPayload(ShellPayload):
         return builtins.exec, (f"open({str(self.marker)!r}, 'w').close()",)
 
 
-class PopenPayload(ShellPayload):
+class CallPayload(ShellPayload):
     def __reduce__(self):
-        return subprocess.Popen, (["touch", str(self.marker)],)
+        return subprocess.call, (["touch", str(self.marker)],)
 
 
 class SetStatePayload(ShellPayload):
@@ -305,8 +310,10 @@ class SetStatePayload(ShellPayload):
         open(state["marker"], "w").close()
 
 
-@pytest.mark.parametrize("payload", [ExecPayload, PopenPayload, SetStatePayload])
-def test_a_payload_in_the_checkpoint_is_never_run(backbone_dir, tmp_path, payload):
+@pytest.mark.parametrize("payload,called", [(ExecPayload, "builtins.exec"),
+                                            (CallPayload, "commands.call"),  # as pickle protocol 2 names subprocess.call (Python 2)
+                                            (SetStatePayload, f"{__name__}.SetStatePayload")])
+def test_a_payload_in_the_checkpoint_is_never_run(backbone_dir, tmp_path, payload, called):
     model = authors_model(backbone_dir)
     marker = tmp_path / "payload-ran"
     path = save_ckpt(tmp_path / "rel" / "model.ckpt", model, config=payload(marker))
@@ -315,11 +322,14 @@ def test_a_payload_in_the_checkpoint_is_never_run(backbone_dir, tmp_path, payloa
     marker.unlink()
 
     ckpt, stand_ins = read_lightning(path)
-    summary, _ = convert(tmp_path / "rel", backbone_dir, tmp_path)
+    summary, detector = convert(tmp_path / "rel", backbone_dir, tmp_path)
     assert not marker.exists()
-    assert isinstance(ckpt["config"], Opaque) and any(payload.__name__ in s or "exec" in s or "Popen" in s
-                                                      for s in stand_ins)
-    assert summary["mapping"]["loaded"] > 0
+    assert called in stand_ins and type(ckpt["config"]).__mro__[1] is Opaque
+    assert type(ckpt["config"]).name in (called, "copyreg._reconstructor")
+    assert summary["release"]["stand_ins"] == stand_ins and summary["mapping"]["loaded"] == len(load_backbone(backbone_dir).state_dict()) + 2
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(detector(x)[0], model(x), atol=1e-5)  # the weights beside the payload are intact
 
 
 def test_a_checkpoint_calling_os_is_refused(backbone_dir, tmp_path):
