@@ -339,3 +339,33 @@ def test_a_checkpoint_calling_os_is_refused(backbone_dir, tmp_path):
                                             "it was run"):
         convert(tmp_path / "rel", backbone_dir, tmp_path)
     assert not marker.exists()
+
+
+def test_the_release_check_script_prints_ours_beside_the_published(backbone_dir, tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
+    import lnclip_release_check as check
+
+    model = authors_model(backbone_dir)
+    release = save_ckpt(tmp_path / "rel" / "model.ckpt", model)
+    _, images = crops(n_noise=10)
+    for frame, image in zip(check.PUBLISHED, images):
+        (tmp_path / "repo" / "datasets" / "CDFv2" / frame).parent.mkdir(parents=True, exist_ok=True)
+        image.save(tmp_path / "repo" / "datasets" / "CDFv2" / frame)
+    with torch.no_grad():
+        ref = model(pixels(images[:12])).softmax(1)[:, 1].numpy()
+    lines = [f"p(real) = {1 - p:.4f}, p(fake) = {p:.4f}, image: datasets/CDFv2/{f}" for f, p in zip(check.PUBLISHED, ref)]
+    (tmp_path / "published.txt").write_text("\n".join(lines) + "\n")
+    check.main(["--release", str(release), "--backbone", str(backbone_dir), "--frames", str(tmp_path / "repo"),
+                "--published", str(tmp_path / "published.txt"), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "model.ckpt: lightning, head LinearNorm" in out
+    assert "largest |difference| over 12 frames: 0.0000" in out
+    row = next(line for line in out.splitlines() if line.startswith("YouTube-real/00000/014.png"))
+    assert row.split()[1:3] == [f"{ref[5]:.4f}"] * 2
+    check.main(["--release", str(release), "--backbone", str(backbone_dir), "--frames", str(tmp_path / "repo"),
+                "--device", "cpu"])  # the numbers posted in the maintainer's issue: 11 of 12 legible
+    out = capsys.readouterr().out
+    assert f"published: {check.ISSUE}" in out and "over 11 frames" in out
+    assert next(line for line in out.splitlines() if line.startswith("Celeb-real/id0_0000/000.png")).split()[2] == "-"
