@@ -165,7 +165,8 @@ def pixels(images, size=32):
 
 def convert(folder, backbone_dir, tmp_path, files=None, name="a"):
     cfg = {**CFG, **({"files": files} if files else {})}
-    summary = convert_released(folder, backbone_dir, cfg, tmp_path / f"{name}.safetensors", tmp_path / f"{name}.parquet")
+    adapter, log = tmp_path / f"{name}.safetensors", tmp_path / f"{name}.parquet"
+    summary = convert_released(folder, backbone_dir, cfg, adapter, log)
     return summary, load_detector(tmp_path / f"{name}.safetensors", backbone_dir)[0]
 
 
@@ -231,7 +232,8 @@ def test_the_released_model_is_evaluated_like_any_other(toy, tmp_path):  # noqa:
 def test_tensors_that_do_not_fit_are_refused_by_name(backbone_dir, tmp_path):
     model = authors_model(backbone_dir)
     state = model.state_dict()
-    backbone = lambda: load_backbone(backbone_dir)  # noqa: E731
+    def backbone():
+        return load_backbone(backbone_dir)
     ln = f"{TUNED}encoder.layers.0.layer_norm1.ln_tuning_layers.default.weight"
     cases = {
         "shape": ({**state, ln: torch.ones(31)},
@@ -245,9 +247,10 @@ def test_tensors_that_do_not_fit_are_refused_by_name(backbone_dir, tmp_path):
                        "model.linear.weight: shape \\(3, 32\\), the detector's head.weight is \\(2, 32\\)"),
         "head missing": ({k: v for k, v in state.items() if k != "model.linear.bias"}, "model.linear.bias: missing"),
         "frozen differs": ({**state, f"{TUNED}encoder.layers.0.mlp.fc1.weight":
-                            state[f"{TUNED}encoder.layers.0.mlp.fc1.weight"] + 0.1}, "fc1.weight: frozen tensor differs"),
+                            state[f"{TUNED}encoder.layers.0.mlp.fc1.weight"] + 0.1},
+                           "fc1.weight: frozen tensor differs"),
     }
-    for what, (changed, message) in cases.items():
+    for changed, message in cases.values():
         with pytest.raises(ReleasedError, match=message):
             map_lnclip(changed, backbone(), l2_norm=True)
     # Through the train job too: a checkpoint file whose tensor does not fit is refused, naming it.
@@ -311,7 +314,7 @@ class SetStatePayload(ShellPayload):
 
 
 @pytest.mark.parametrize("payload,called", [(ExecPayload, "builtins.exec"),
-                                            (CallPayload, "commands.call"),  # as pickle protocol 2 names subprocess.call (Python 2)
+                                            (CallPayload, "commands.call"),  # subprocess.call, as protocol 2 names it
                                             (SetStatePayload, f"{__name__}.SetStatePayload")])
 def test_a_payload_in_the_checkpoint_is_never_run(backbone_dir, tmp_path, payload, called):
     model = authors_model(backbone_dir)
@@ -326,7 +329,8 @@ def test_a_payload_in_the_checkpoint_is_never_run(backbone_dir, tmp_path, payloa
     assert not marker.exists()
     assert called in stand_ins and type(ckpt["config"]).__mro__[1] is Opaque
     assert type(ckpt["config"]).name in (called, "copyreg._reconstructor")
-    assert summary["release"]["stand_ins"] == stand_ins and summary["mapping"]["loaded"] == len(load_backbone(backbone_dir).state_dict()) + 2
+    assert summary["release"]["stand_ins"] == stand_ins
+    assert summary["mapping"]["loaded"] == len(load_backbone(backbone_dir).state_dict()) + 2
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(detector(x)[0], model(x), atol=1e-5)  # the weights beside the payload are intact
@@ -334,7 +338,7 @@ def test_a_payload_in_the_checkpoint_is_never_run(backbone_dir, tmp_path, payloa
 
 def test_a_checkpoint_calling_os_is_refused(backbone_dir, tmp_path):
     marker = tmp_path / "payload-ran"
-    path = save_ckpt(tmp_path / "rel" / "model.ckpt", authors_model(backbone_dir), config=ShellPayload(marker))
+    save_ckpt(tmp_path / "rel" / "model.ckpt", authors_model(backbone_dir), config=ShellPayload(marker))
     with pytest.raises(ReleasedError, match=f"refused: its pickle calls {os.system.__module__}.system, .*nothing in "
                                             "it was run"):
         convert(tmp_path / "rel", backbone_dir, tmp_path)
@@ -355,7 +359,8 @@ def test_the_release_check_script_prints_ours_beside_the_published(backbone_dir,
         image.save(tmp_path / "repo" / "datasets" / "CDFv2" / frame)
     with torch.no_grad():
         ref = model(pixels(images[:12])).softmax(1)[:, 1].numpy()
-    lines = [f"p(real) = {1 - p:.4f}, p(fake) = {p:.4f}, image: datasets/CDFv2/{f}" for f, p in zip(check.PUBLISHED, ref)]
+    lines = [f"p(real) = {1 - p:.4f}, p(fake) = {p:.4f}, image: datasets/CDFv2/{f}"
+             for f, p in zip(check.PUBLISHED, ref)]
     (tmp_path / "published.txt").write_text("\n".join(lines) + "\n")
     check.main(["--release", str(release), "--backbone", str(backbone_dir), "--frames", str(tmp_path / "repo"),
                 "--published", str(tmp_path / "published.txt"), "--device", "cpu"])

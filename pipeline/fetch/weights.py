@@ -74,8 +74,8 @@ def _listed_files(name: str, dest: Path, listed: list[str]) -> list[Path]:
     """The files a weights entry lists, each of which must be there."""
     absent = [f for f in listed if not (dest / f).is_file()]
     if absent:
-        raise DownloadError(f"weights.{name}.files: {', '.join(absent)} not found in {dest} (found: "
-                            f"{sorted(p.name for p in dest.iterdir() if p.is_file()) if dest.is_dir() else 'no folder'})")
+        found = sorted(p.name for p in dest.iterdir() if p.is_file()) if dest.is_dir() else "no folder"
+        raise DownloadError(f"weights.{name}.files: {', '.join(absent)} not found in {dest} (found: {found})")
     return [dest / f for f in listed]
 
 

@@ -318,8 +318,8 @@ def read_lnclip(layout: str, path) -> tuple[dict, bool, dict]:
         return ckpt["state_dict"], l2_norm, {"head": "LinearNorm" if l2_norm else "linear", "stand_ins": stand_ins}
     state, module = read_torchscript(path)
     l2_norm = torchscript_head(module)
-    return state, l2_norm, {"head": "LinearNorm" if l2_norm else "linear",
-                            "dtypes": sorted({str(t.dtype).removeprefix("torch.") for t in state.values() if t.is_floating_point()})}
+    dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in state.values() if t.is_floating_point()})
+    return state, l2_norm, {"head": "LinearNorm" if l2_norm else "linear", "dtypes": dtypes}
 
 
 # ---------------------------------------------------------------------------- the train job
