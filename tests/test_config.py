@@ -223,6 +223,24 @@ def test_model_kinds_are_checked(repo):
                       "released": "gend_hub", "checkpoint": "yermandy/GenD_CLIP_L_14"}
     only_released = {**cfg, "models": {"published": cfg["models"]["published"]}}
     assert pconfig.dataset_splits(only_released) == {"demo": ["test"], "demo_shift": ["test"]}  # no training data
+    cfg["weights"]["lnclip_hub"] = {"hub": "yermandy/deepfake-detection", "files": ["model.torchscript"]}
+    cfg["models"]["lnclip"] = {"kind": "released", "released": "lnclip_hub"}
+    validate(cfg, schema=str(repo / SCHEMA))
+    pconfig.check_config(cfg)
+    switched = copy.deepcopy(cfg)
+    switched["weights"]["lnclip_hub"]["files"] = ["model.ckpt"]
+    assert kinds.settings(cfg, "lnclip")["model"]["files"] == ["model.torchscript"]
+    assert kinds.settings(switched, "lnclip") != kinds.settings(cfg, "lnclip")  # another file: converted again
+    from pipeline.workflow.params import weights as fetch_params  # (`params` is a local name here)
+
+    assert fetch_params(switched, "lnclip_hub") != fetch_params(cfg, "lnclip_hub")  # ... and fetched again
+    switched["weights"]["lnclip_hub"] = {"random": {}, "files": ["model.ckpt"]}
+    with pytest.raises(pconfig.ConfigError, match=r"weights\.lnclip_hub\.files: only for hub or path weights"):
+        pconfig.check_config(switched)
+    switched["weights"]["lnclip_hub"] = {"hub": "a/b", "path": "/c"}
+    with pytest.raises(pconfig.ConfigError, match=r"weights\.lnclip_hub: give exactly one of hub, path or random"):
+        pconfig.check_config(switched)
+    del cfg["models"]["lnclip"]
     cfg["models"]["published"]["released"] = "tiny_clip"
     with pytest.raises(pconfig.ConfigError, match=r"models\.published\.released: name the weights entry"):
         pconfig.check_config(cfg)
@@ -255,6 +273,9 @@ def test_every_commented_variant_in_config_yaml_is_valid(repo):
     dinov3 = kinds.settings(cfg, "gend_dinov3_released")["model"]
     assert dinov3["backbone"] == "facebook/dinov3-vitl16-pretrain-lvd1689m"
     assert dinov3["checkpoint"] == "yermandy/GenD_DINOv3_L"
+    lnclip = kinds.settings(cfg, "lnclip_df_released")["model"]
+    assert (lnclip["checkpoint"], lnclip["files"]) == ("yermandy/deepfake-detection", ["model.ckpt"])
+    assert kinds.paths(cfg, "lnclip_df_released")["released"] == "resources/weights/lnclip_df_release"
 
 
 def test_faces_params_hold_the_crop_and_the_backend(repo):

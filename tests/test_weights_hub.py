@@ -382,3 +382,17 @@ def test_hub_refusal_names_the_repo(hub, tmp_path, deny, kind, capsys, caplog):
     out = capsys.readouterr()
     shown = message + repr(excinfo.value.__cause__) + out.out + out.err + caplog.text
     assert FAKE_TOKEN not in shown and FAKE_TOKEN[3:15] not in shown  # ... and never shown
+
+
+def test_hub_download_of_listed_files_fetches_only_those(hub, source, tmp_path):
+    """A weights entry with ``files`` (a published checkpoint such as the LNCLIP-DF release's
+    model.ckpt) fetches exactly those files, checksums them in the marker, and names a file the repo lacks."""
+    from pipeline.fetch.archives import DownloadError
+    from pipeline.fetch.weights import fetch_weights
+
+    dest, marker = tmp_path / "weights" / "rel", tmp_path / "weights" / "rel.done"
+    info = fetch_weights("rel", {"hub": REPO_ID, "files": ["pytorch_model.bin"]}, dest, marker)
+    assert _downloaded(dest) == ["pytorch_model.bin"]
+    assert info["files"] == {"pytorch_model.bin": hashlib.sha256((source / "pytorch_model.bin").read_bytes()).hexdigest()}
+    with pytest.raises(DownloadError, match=r"weights\.rel2\.files: model\.ckpt not found in .*rel2"):
+        fetch_weights("rel2", {"hub": REPO_ID, "files": ["model.ckpt"]}, tmp_path / "rel2", tmp_path / "rel2.done")

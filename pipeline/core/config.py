@@ -183,6 +183,8 @@ def complete_model(cfg: dict) -> dict:
 def check_config(config: dict) -> None:
     """Raise :class:`ConfigError` naming the key whose value refers to nothing."""
     datasets, weights = config["datasets"], config["weights"]
+    for name, entry in weights.items():
+        _check_weights(name, entry)
     for name in config["models"]:
         cfg = model_config(config, name)
         if cfg["weights"] not in weights:
@@ -297,12 +299,29 @@ def dataset_splits(config: dict) -> dict[str, list[str]]:
     return {ds: sorted(splits) for ds, splits in sorted(used.items())}
 
 
+WEIGHTS_SOURCES = ("hub", "path", "random")
+
+
+def weights_source(entry: dict) -> tuple[str, object]:
+    """``(kind, value)`` of a weights entry: its one ``hub``, ``path`` or ``random`` key (besides
+    ``files``)."""
+    return next((k, v) for k, v in entry.items() if k in WEIGHTS_SOURCES)
+
+
+def _check_weights(name: str, entry: dict) -> None:
+    sources = [k for k in WEIGHTS_SOURCES if k in entry]
+    if len(sources) != 1:
+        raise ConfigError(f"weights.{name}: give exactly one of hub, path or random (got {sources or 'none'})")
+    if "files" in entry and sources[0] == "random":
+        raise ConfigError(f"weights.{name}.files: only for hub or path weights (random weights have no files)")
+
+
 def weights_id(config: dict, name: str) -> str:
     """A stable description of what a weights entry resolves to: the hub id or path, or for randomly
     initialised weights a digest of their settings and seed, so that any change retrains the models
     that use them."""
     entry = config["weights"][name]
-    kind, value = next(iter(entry.items()))
+    kind, value = weights_source(entry)
     if kind in ("hub", "path"):
         return value
     spec = json.dumps(canonical({"entry": entry, "seed": random_weights_seed(config, name)}), default=str)

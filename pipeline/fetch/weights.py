@@ -4,7 +4,9 @@ Kinds (``weights.<name>`` in the config): ``hub`` (a Hugging Face model id such 
 ``openai/clip-vit-large-patch14``, fetched once, safetensors only), ``path`` (a local directory saved
 with ``save_pretrained``: air-gapped clusters), ``random`` (a tiny randomly initialised CLIP, or
 DINOv3 ViT with ``model_type: dinov3_vit``, saved with ``save_pretrained``: the demo and the tests load it through the same code path as the real
-backbone). A ``.done`` marker with the files' checksums ends each fetch.
+backbone). A hub or path entry with ``files`` takes those files instead of ``config.json`` and the
+safetensors: published checkpoints in other layouts, such as the LNCLIP-DF release's ``model.ckpt``
+(read as data only by the ``released`` kind). A ``.done`` marker with the files' checksums ends each fetch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import re
 from pathlib import Path
 
+from pipeline.core.config import weights_source
 from pipeline.core.markers import sha256_file
 from . import verify
 from .archives import DownloadError
@@ -26,7 +29,8 @@ def fetch_weights(name: str, entry: dict, dest: str | Path, marker: str | Path, 
     Hub or random weights whose last complete fetch is still on disk as it was are not fetched again.
     ``seed`` initialises random weights (the entry's own ``seed``, if it has one, is not a config field)."""
     dest = Path(dest)
-    kind, value = next(iter(entry.items()))
+    kind, value = weights_source(entry)
+    listed = entry.get("files")
     spec = {"entry": entry, "seed": seed if kind == "random" else None}
     if kind in ("hub", "random") and (found := verify.present(marker, spec)):
         return found
@@ -42,7 +46,7 @@ def fetch_weights(name: str, entry: dict, dest: str | Path, marker: str | Path, 
         log.info("downloading %s from the Hugging Face hub into %s", value, dest)
         try:
             snapshot_download(repo_id=value, local_dir=str(dest),
-                              allow_patterns=["config.json", "*.safetensors", "preprocessor_config.json"])
+                              allow_patterns=listed or ["config.json", "*.safetensors", "preprocessor_config.json"])
         except Exception as err:
             hint = _hub_error_hint(name, value, err)
             if hint is None:
@@ -50,19 +54,29 @@ def fetch_weights(name: str, entry: dict, dest: str | Path, marker: str | Path, 
             raise DownloadError(hint) from err
         info = {"kind": "hub", "hub": value}
     elif kind == "path":
-        if not (Path(value) / "config.json").is_file():
+        if not listed and not (Path(value) / "config.json").is_file():
             raise DownloadError(f"weights.{name}.path: {value} holds no config.json; point it at a directory "
                                 "saved with save_pretrained (a CLIP, CLIP vision or DINOv3 ViT model)")
         dest = Path(value)
         info = {"kind": "path", "path": str(dest.resolve())}
     else:
         raise DownloadError(f"weights.{name}: unknown kind {kind!r}")
-    files = sorted(p for p in dest.rglob("*.safetensors"))
+    files = _listed_files(name, dest, listed) if listed else sorted(dest.rglob("*.safetensors"))
     if not files:
-        raise DownloadError(f"weights.{name}: no *.safetensors under {dest} (pickled weights are not loaded)")
+        raise DownloadError(f"weights.{name}: no *.safetensors under {dest} (pickled weights are not loaded as a "
+                            "backbone; for a published checkpoint in another layout list it, e.g. files: [model.ckpt])")
     info.update({"weights": name, "dir": str(dest),
                  "files": {p.relative_to(dest).as_posix(): sha256_file(p) for p in files}})
     return verify.remember(marker, spec, info)
+
+
+def _listed_files(name: str, dest: Path, listed: list[str]) -> list[Path]:
+    """The files a weights entry lists, each of which must be there."""
+    absent = [f for f in listed if not (dest / f).is_file()]
+    if absent:
+        found = sorted(p.name for p in dest.iterdir() if p.is_file()) if dest.is_dir() else "no folder"
+        raise DownloadError(f"weights.{name}.files: {', '.join(absent)} not found in {dest} (found: {found})")
+    return [dest / f for f in listed]
 
 
 def _hub_error_hint(name: str, repo_id: str, err: Exception) -> str | None:

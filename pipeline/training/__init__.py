@@ -3,7 +3,7 @@ what it depends on, reads and runs: gradient training (:mod:`.loop` the epochs, 
 sync-free optimiser step, :mod:`.state` resumable checkpoints, :mod:`.loader` persistent loaders,
 :mod:`.sampling` the order of an epoch, :mod:`.records` the log, :mod:`.engine` precision and
 compilation, :mod:`.schedule` the learning rate, :mod:`.optimizers`), the logistic-regression baseline
-(:mod:`.logistic`) and released weights (:mod:`.released`)."""
+(:mod:`.logistic`) and released weights (:mod:`.released`, their files read as data by :mod:`.release_files`)."""
 
 from pipeline import lazy_exports
 

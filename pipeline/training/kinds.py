@@ -37,6 +37,8 @@ def settings(config: dict, model: str) -> dict:
     cfg["backbone"] = pconfig.weights_id(config, cfg["weights"])
     if cfg["kind"] == "released":
         cfg["checkpoint"] = pconfig.weights_id(config, cfg["released"])
+        if "files" in config["weights"][cfg["released"]]:  # which file of the release (model.ckpt, ...)
+            cfg["files"] = list(config["weights"][cfg["released"]]["files"])
     seed = cfg.pop("seed")
     return canonical({"model": project(cfg), "seed": None if cfg["kind"] == "released" else seed})
 
@@ -45,7 +47,7 @@ def project(cfg: dict) -> dict:
     """The part of a model's complete settings that what its kind makes depends on (a copy)."""
     kind = cfg["kind"]
     if kind == "released":
-        return {k: cfg[k] for k in ("kind", "backbone", "weights", "released", "checkpoint")}
+        return {k: cfg[k] for k in ("kind", "backbone", "weights", "released", "checkpoint", "files") if k in cfg}
     if kind == "logistic":
         d = cfg["data"]
         return {"kind": kind, "backbone": cfg["backbone"], "weights": cfg["weights"], "logistic": cfg["logistic"],
