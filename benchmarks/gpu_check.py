@@ -149,11 +149,11 @@ def reset_peak(ctx: Ctx) -> None:
         torch.cuda.reset_peak_memory_stats(ctx.device)
 
 
-def train_figures(ctx: Ctx, cfg: dict, batch: int, name: str, compile_: bool = False) -> dict:
+def train_figures(ctx: Ctx, cfg: dict, batch: int, name: str) -> dict:
     from pipeline.training.step import train_step
 
     reset_peak(ctx)
-    parts, n_bf16 = build_parts(ctx, cfg, compile_=compile_)
+    parts, n_bf16 = build_parts(ctx, cfg)
     data, gen, outs = make_batch(ctx, cfg, batch), torch.Generator().manual_seed(0), []
     seconds = timed(lambda: outs.append(train_step(parts, data, 1e-4, gen)), ctx.sizes.steps, ctx.device)
     loss, skipped = float(outs[-1]["loss"]), bool(outs[-1]["skipped"])  # read once, after the timing
@@ -430,7 +430,8 @@ def check_ddp(ctx: Ctx) -> dict:
                "grad_cosine": cosine, "loss_abs_diff_vs_one_process": dloss}
     if size == 1:
         figures["note"] = "world of 1: the step's all_gather/all_reduce are no-ops; NCCL ran the probe all_reduce"
-    if got["probe"] != size * (size + 1) / 2 or rel > 1e-3 or dloss > 1e-4:
+    # float32 (TF32 convolutions on CUDA): a gradient not averaged or rows mixed up between ranks is off by O(1)
+    if got["probe"] != size * (size + 1) / 2 or rel > 1e-2 or dloss > 1e-3:
         raise Failed("the distributed step's gradient or loss differs from one process's", **figures)
     return figures
 
@@ -452,11 +453,13 @@ def check_compile_inductor(ctx: Ctx) -> dict:
         runs[compiled] = (float(out["loss"]), grad, time.perf_counter() - t0)
     (l0, g0, _), (l1, g1, first) = runs[False], runs[True]
     gen = torch.Generator().manual_seed(0)  # parts: the compiled model, timed without its compilation
+    reset_peak(ctx)
     seconds = timed(lambda: train_step(parts, data, 1e-4, gen), ctx.sizes.steps, ctx.device)
     graphs = counters["stats"]["unique_graphs"] - graphs
     figures = {"backend": "inductor", "model": name, "batch": batch, "graphs_compiled": graphs,
                "first_step_s": round(first, 1),
-               "images_per_s": round(batch / seconds, 2), "loss_abs_diff_vs_eager": abs(l1 - l0),
+               "images_per_s": round(batch / seconds, 2), "peak_memory_mib": peak_mib(ctx),
+               "loss_abs_diff_vs_eager": abs(l1 - l0),
                "grad_rel_diff_vs_eager": float((g1 - g0).norm() / g0.norm()),
                "grad_cosine_vs_eager": float(torch.nn.functional.cosine_similarity(g1, g0, dim=0))}
     if ctx.cuda:
