@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.fetch import demo
     from pipeline.datasets.adapters import REGISTRY
     from pipeline.predict import cli as predict_cli
+    from pipeline.export import cli as export_cli
 
     ap = argparse.ArgumentParser(prog="python -m pipeline", description="The pipeline's stages without Snakemake "
                                  "(each verb calls the same function as the workflow's rule), and predict.",
@@ -226,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_verbs(verb)
     predict_cli.add_arguments(verb("predict", predict_cli.HELP, predict_cli.run, epilog=predict_cli.EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter))
+    export_cli.add_arguments(verb("export", export_cli.HELP, export_cli.run, epilog=export_cli.EPILOG,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter))
     return ap
 
 
