@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,32 +42,38 @@ sys.meta_path.insert(0, NoPipeline())
 '''
 
 # Written here from the model card's description, not from the exporter's code.
-FRESH = NO_PIPELINE + '''
+INDEPENDENT = '''
 import json, sys
 import numpy as np, torch
 from PIL import Image
 from safetensors import safe_open
 from transformers import CLIPVisionModel
 
-out, paths = sys.argv[1], json.loads(sys.argv[2])
-model = CLIPVisionModel.from_pretrained(out).eval()
-with safe_open(f"{out}/head.safetensors", "pt") as f:
-    w, b, l2 = f.get_tensor("weight"), f.get_tensor("bias"), json.loads(f.metadata()["l2_normalize_features"])
-pre = json.load(open(f"{out}/preprocessor_config.json"))
-s = pre["size"]["height"]
-x = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB").resize((s, s), Image.BICUBIC))) for p in paths])
-x = (x.permute(0, 3, 1, 2).float() / 255 - torch.tensor(pre["image_mean"]).view(3, 1, 1)) / torch.tensor(pre["image_std"]).view(3, 1, 1)
-with torch.no_grad():
-    feat = model(pixel_values=x).pooler_output
-    feat = torch.nn.functional.normalize(feat, dim=1) if l2 else feat
-    p = torch.softmax(feat @ w.T + b, dim=1)[:, 1]
+
+def independent(out, paths):
+    model = CLIPVisionModel.from_pretrained(out).eval()
+    with safe_open(f"{out}/head.safetensors", "pt") as f:
+        w, b, l2 = f.get_tensor("weight"), f.get_tensor("bias"), json.loads(f.metadata()["l2_normalize_features"])
+    pre = json.load(open(f"{out}/preprocessor_config.json"))
+    s = pre["size"]["height"]
+    x = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB").resize((s, s), Image.BICUBIC)))
+                     for p in paths]).permute(0, 3, 1, 2)
+    x = (x.float() / 255 - torch.tensor(pre["image_mean"]).view(3, 1, 1)) / torch.tensor(pre["image_std"]).view(3, 1, 1)
+    with torch.no_grad():
+        feat = model(pixel_values=x).pooler_output
+        feat = torch.nn.functional.normalize(feat, dim=1) if l2 else feat
+        return torch.softmax(feat @ w.T + b, dim=1)[:, 1].tolist()
+'''
+CHECK = '''
+paths = json.loads(sys.argv[2])
+got = {"independent": independent(sys.argv[1], paths), "card": p_fake([Image.open(p) for p in paths])}
 try:
     import pipeline
-    print("pipeline imported", file=sys.stderr); sys.exit(3)
+    sys.exit("pipeline was importable")
 except ImportError:
     pass
 assert not [m for m in sys.modules if m.split(".")[0] == "pipeline"]
-print(json.dumps(p.tolist()))
+print(json.dumps(got))
 '''
 
 
@@ -129,33 +136,28 @@ def hf_out(model_dir, crops, tmp_path_factory):
 
 
 def test_hf_export_loads_in_a_fresh_python_with_transformers_alone(hf_out, crops, expected):
+    """The folder, read by code written here and by the model card's code, in one fresh ``python -I`` in
+    which the pipeline cannot be imported, gives predict's p(fake)."""
     assert {p.name for p in hf_out.iterdir()} == {"config.json", "model.safetensors", "head.safetensors",
                                                    "preprocessor_config.json", "README.md", "export.json"}
     assert json.loads((hf_out / "config.json").read_text())["model_type"] == "clip_vision_model"
-    proc = fresh_python(FRESH, str(hf_out), json.dumps([str(p) for p in crops]))
+    card = (hf_out / "README.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", card, flags=re.S)
+    usage = 'print(p_fake([Image.open("face_crop.png")]))  # one p(fake) per crop'
+    assert code.rstrip().endswith(usage) and "pipeline" not in code
+    code = code.replace("path/to/this/folder", str(hf_out)).replace(usage, "")
+    proc = fresh_python(NO_PIPELINE + INDEPENDENT + code + CHECK, str(hf_out), json.dumps([str(p) for p in crops]))
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got == pytest.approx(expected, abs=TOL)
+    assert got["independent"] == pytest.approx(expected, abs=TOL)
+    assert got["card"] == pytest.approx(expected, abs=TOL)
     meta = json.loads((hf_out / "export.json").read_text())
     assert meta["format"] == "hf" and meta["model_class"] == "CLIPVisionModel" and meta["dtype"] == "float32"
     assert meta["check"]["crops"] == len(crops) and meta["check"]["bound"] == BOUND
     assert 0 <= meta["check"]["max_abs_diff"] <= TOL
     assert meta["check"]["p_fake_range"] == pytest.approx([min(expected), max(expected)], abs=1e-9)
-
-
-def test_the_model_cards_code_scores_as_predict(hf_out, crops, expected):
-    card = (hf_out / "README.md").read_text()
-    (code,) = re.findall(r"```python\n(.*?)```", card, flags=re.S)
-    assert "import pipeline" not in code and "from pipeline" not in code
-    usage = 'print(p_fake([Image.open("face_crop.png")]))  # one p(fake) per crop'
-    assert code.rstrip().endswith(usage)
-    code = code.replace("path/to/this/folder", str(hf_out)).replace(usage, "")
-    runner = NO_PIPELINE + code + "print(json.dumps(p_fake([Image.open(sys.argv[1])])))\n"
-    proc = fresh_python(runner, str(crops[1]))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == pytest.approx([expected[1]], abs=TOL)
     for text in ("scale = 1.3", "size = 256", "37, 44, 30, 49 and 55", "ArcFace", "Intended use and limits",
-                 "not a calibrated probability", "No evaluation of this model"):
+                 "not a calibrated probability", "No evaluation of this model", f"{len(crops)} crops"):
         assert text in card, text
 
 
@@ -182,24 +184,25 @@ def test_onnx_export_runs_in_onnxruntime_at_any_batch_size(model_dir, crops, exp
     assert one_by_one == pytest.approx(expected, abs=TOL)
 
 
-def test_an_export_beyond_the_bound_is_refused_and_leaves_the_earlier_one(model_dir, crops, hf_out, tmp_path,
-                                                                           monkeypatch, capsys):
+def test_an_export_beyond_the_bound_is_refused_and_leaves_the_earlier_one(model_dir, crops, expected, hf_out,
+                                                                           tmp_path, monkeypatch, capsys):
     import pipeline.export.hf as hf
 
     out = tmp_path / "again"
-    hf_out_copy = out
-    assert main(["export", "--model", str(model_dir), "--format", "hf", "--out", str(out), "--crops",
-                 str(crops[0])]) == 0
-    before = (hf_out_copy / "export.json").read_text()
-    scores = hf.hf_scores
-    monkeypatch.setattr(hf, "hf_scores", lambda *a, **k: [p + 3 * BOUND for p in scores(*a, **k)])
+    shutil.copytree(hf_out, out)  # an earlier export
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(hf, "hf_scores", lambda *a, **k: [expected[0] + 3 * BOUND])  # its runtime is off by 3e-4
     assert main(["export", "--model", str(model_dir), "--format", "hf", "--out", str(out), "--crops",
                  str(crops[0])]) == 2
     err = capsys.readouterr().err
     assert "differs from the PyTorch model by up to 0.0003 in p(fake)" in err and "not written" in err
     assert "Traceback" not in err
-    assert (out / "export.json").read_text() == before  # the earlier export is still there, unchanged
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the earlier export, unchanged
     assert [p.name for p in tmp_path.iterdir()] == ["again"]  # no half-written folder beside it
+    monkeypatch.setattr(hf, "hf_scores", lambda *a, **k: [expected[0] + 0.5 * BOUND])  # within the bound
+    assert main(["export", "--model", str(model_dir), "--format", "hf", "--out", str(out), "--crops",
+                 str(crops[0])]) == 0
+    assert json.loads((out / "export.json").read_text())["check"]["max_abs_diff"] == pytest.approx(0.5 * BOUND, abs=1e-6)
 
 
 def test_bad_requests_are_explained(model_dir, crops, tmp_path, monkeypatch, capsys):
