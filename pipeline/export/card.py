@@ -76,7 +76,7 @@ The model was trained and evaluated on DeepfakeBench-style aligned crops; reprod
    `y' = (y / 112 + (scale - 1) / 2) / scale * size`.
 5. Warp the frame bilinearly with a black border into a {c['size']} x {c['size']} RGB crop, and store it
    losslessly (PNG; JPEG moves the scores).
-6. The model resizes a crop to its input size with PIL's bicubic filter (the code below does it).
+6. The model resizes a crop to its input size with PIL's bicubic filter (the code above does it).
 
 A video's p(fake) is the {reduce} of its frames' p(fake)."""
 

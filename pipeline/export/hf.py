@@ -38,7 +38,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import {model_class}
 
-folder = {folder!r}
+folder = {folder}
 backbone = {model_class}.from_pretrained(folder).eval()  # the tuned LayerNorms are in its weights
 head = load_file(f"{{folder}}/head.safetensors")  # weight [2, hidden], bias [2]; class 1 is fake
 pre = json.load(open(f"{{folder}}/preprocessor_config.json"))
@@ -85,7 +85,7 @@ def model_class(detector: Detector) -> str:
 
 def snippet(model_class_name: str, l2_norm: bool, folder: str = ".") -> str:
     """Python that loads an exported folder with transformers + safetensors and defines ``p_fake(crops)``."""
-    return _SNIPPET.format(model_class=model_class_name, folder=str(folder), normalise=_NORMALISE if l2_norm else "")
+    return _SNIPPET.format(model_class=model_class_name, folder=json.dumps(str(folder)), normalise=_NORMALISE if l2_norm else "")
 
 
 def write_hf(detector: Detector, out: Path) -> dict:

@@ -10,6 +10,7 @@ onnxscript) at opset :data:`OPSET`, and run with ``onnxruntime``'s CPU provider.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,8 @@ def write_onnx(detector: Detector, out: Path) -> dict:
     size = detector.image_size
     example = torch.zeros(2, size, size, 3, dtype=torch.uint8)
     big = sum(p.numel() * 4 for p in scorer.parameters()) > MAX_SINGLE_FILE
+    for name in ("onnx_ir", "onnxscript", "torch.onnx"):  # their pass-by-pass INFO lines
+        logging.getLogger(name).setLevel(logging.WARNING)
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
         torch.onnx.export(scorer, (example,), str(out / FILE), input_names=[INPUT], output_names=[OUTPUT],

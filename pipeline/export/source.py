@@ -59,7 +59,7 @@ def check_crops(config: dict | None, given: list[str] | None, max_crops: int) ->
                           "aligned face-crop images with --crops FILE_OR_FOLDER")
     step = max(1, -(-len(crops) // max_crops))
     names, crops = names[::step][:max_crops], crops[::step][:max_crops]
-    return CheckCrops(names, crops, f"{len(crops)} crops (every {step}. of {where})" if step > 1 else
+    return CheckCrops(names, crops, f"{len(crops)} crops (one in {step} of {where})" if step > 1 else
                       f"{len(crops)} crops ({where})")
 
 
@@ -98,8 +98,8 @@ def _benchmark_crops(config: dict | None) -> tuple[list[str], list[bytes], str]:
         for shard, key in rows.select("shard", "key").iter_rows():
             names.append(f"{ds}/{split}/{key}")
             crops.append(_read_crop(shard, key, members))
-        used.append(f"{ds} {split}")
-    return names, crops, f"the stored test crops of {', '.join(used)}"
+        used.append(f"{ds} ({split})")
+    return names, crops, f"the stored crops of the benchmarks {', '.join(used)}"
 
 
 def _read_crop(shard: str, key: str, indexed: dict) -> bytes:
