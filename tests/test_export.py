@@ -184,6 +184,24 @@ def test_onnx_export_runs_in_onnxruntime_at_any_batch_size(model_dir, crops, exp
     assert one_by_one == pytest.approx(expected, abs=TOL)
 
 
+def test_a_dinov3_backbone_exports_with_its_own_class(dinov3_dir, crops, tmp_path):
+    """GenD's DINOv3 backbone: ``DINOv3ViTModel`` in the folder, ImageNet's mean/std, the raw feature (no
+    L2 norm) in the card's code, checked in a fresh Python."""
+    torch.manual_seed(5)
+    detector = Detector(load_backbone(dinov3_dir), ln_tuning=True, l2_norm=False)
+    with torch.no_grad():
+        for name, p in detector.trainable_parameters().items():
+            p.add_(torch.randn_like(p) * 0.5)
+    save_adapter(detector, tmp_path / "gend/adapter.safetensors", meta={"backbone": str(dinov3_dir), "cfg": {}})
+    meta = export_model(tmp_path / "gend", "hf", tmp_path / "out", crops=[str(p) for p in crops[:2]])
+    assert meta["model_class"] == "DINOv3ViTModel" and meta["check"]["max_abs_diff"] <= TOL
+    assert json.loads((tmp_path / "out/config.json").read_text())["model_type"] == "dinov3_vit"
+    pre = json.loads((tmp_path / "out/preprocessor_config.json").read_text())
+    assert pre["image_mean"] == pytest.approx([0.485, 0.456, 0.406]) and pre["size"] == {"height": 32, "width": 32}
+    card = (tmp_path / "out/README.md").read_text()
+    assert "from transformers import DINOv3ViTModel" in card and "normalize(feature" not in card
+
+
 def test_an_export_beyond_the_bound_is_refused_and_leaves_the_earlier_one(model_dir, crops, expected, hf_out,
                                                                            tmp_path, monkeypatch, capsys):
     import pipeline.export.hf as hf

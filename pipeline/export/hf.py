@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 
 from pipeline.core.files import write_json
 from pipeline.model import Detector, family, quiet_transformers
+from .source import ExportError
 
 HEAD = "head.safetensors"
 PREPROCESSOR = "preprocessor_config.json"
@@ -127,6 +128,6 @@ def hf_scores(folder: Path, arrays: list, model_class_name: str, l2_norm: bool, 
         proc = subprocess.run([sys.executable, "-I", "-c", code, str(listing)], capture_output=True, text=True,
                               timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if proc.returncode != 0:
-        raise RuntimeError(f"the exported folder {folder} did not load and score in a fresh Python:\n"
-                           f"{proc.stderr[-3000:]}")
+        raise ExportError(f"the exported folder did not load and score in a fresh Python; it was not written:\n"
+                          f"{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -48,6 +48,7 @@ def write_onnx(detector: Detector, out: Path) -> dict:
     big = sum(p.numel() * 4 for p in scorer.parameters()) > MAX_SINGLE_FILE
     for name in ("onnx_ir", "onnxscript", "torch.onnx"):  # their pass-by-pass INFO lines
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)  # "no torchvision"
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
         torch.onnx.export(scorer, (example,), str(out / FILE), input_names=[INPUT], output_names=[OUTPUT],
