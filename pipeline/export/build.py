@@ -34,19 +34,12 @@ def export_model(model: str | Path, fmt: str, out: str | Path, *, weights=None, 
     """Export ``model`` (a trained model's folder, as ``predict --model`` takes it) to ``out`` in ``fmt``
     (``hf`` or ``onnx``), check it, and return its metadata (also in ``out/export.json``)."""
     from pipeline.model import load_detector
-    from pipeline.predict import PredictError, resolve_model
 
     if fmt not in FORMATS:
         raise ExportError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     out = Path(out)
     _check_out(out)
-    try:
-        resolved = resolve_model(model, weights=weights, config_path=config)
-    except PredictError as err:
-        raise ExportError(str(err)) from None
-    cfg = workflow_config(resolved.config_path)
-    default = pconfig.defaults("faces")  # what the faces stage uses where predict found no workflow settings
-    faces = {**resolved.faces, "crop": {**{k: default[k] for k in pconfig.FACES_CROP_KEYS}, **resolved.faces["crop"]}}
+    resolved, cfg, faces = _resolve(model, weights, config)
     check = check_crops(cfg, crops, max_crops)
     detector, meta = load_detector(resolved.adapter, resolved.weights, device="cpu")
     reference = _reference(detector, check)
@@ -55,24 +48,41 @@ def export_model(model: str | Path, fmt: str, out: str | Path, *, weights=None, 
     try:
         spec, got, runtime = _write(fmt, detector, work, check)
         result = _compare(reference, got, check, runtime, bound)
-        info = {"format": fmt, "model": resolved.name, "adapter": str(resolved.adapter),
-                "adapter_sha256": sha256_file(resolved.adapter), "backbone": meta.get("backbone"),
-                "backbone_folder": str(resolved.weights), "config": str(resolved.config_path or ""),
-                "dtype": "float32", **spec, "check": result, "faces": faces,
-                "video_reduce": resolved.video_reduce, "code_version": git_revision(),
-                "versions": _versions(fmt), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         if result["max_abs_diff"] > bound:
             raise ExportError(f"the {fmt} export of {resolved.adapter} differs from the PyTorch model by up to "
                               f"{result['max_abs_diff']:.3g} in p(fake) on {check.source} (bound {bound:g}); it was "
                               "not written. Report this with the versions of torch, transformers, onnx and onnxruntime")
         if fmt == "hf":
             _write_card(work, resolved, faces, meta, cfg, spec, result)
+        info = {"format": fmt, "model": resolved.name, "adapter": str(resolved.adapter),
+                "adapter_sha256": sha256_file(resolved.adapter), "backbone": meta.get("backbone"),
+                "backbone_folder": str(resolved.weights), "config": _text(resolved.config_path), "dtype": "float32",
+                **spec, "check": result, "faces": faces, "video_reduce": resolved.video_reduce,
+                "notes": resolved.notes, "code_version": git_revision(), "versions": _versions(fmt),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         write_json(work / METADATA, info, indent=2)
         shutil.rmtree(out, ignore_errors=True)
         work.rename(out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return info
+
+
+def _resolve(model, weights, config) -> tuple:
+    """``(predict's ResolvedModel, the workflow config or None, the complete faces settings)``."""
+    from pipeline.predict import PredictError, resolve_model
+
+    try:
+        resolved = resolve_model(model, weights=weights, config_path=config)
+    except PredictError as err:
+        raise ExportError(str(err)) from None
+    default = pconfig.defaults("faces")  # what the faces stage uses where predict found no workflow settings
+    crop = {**{k: default[k] for k in pconfig.FACES_CROP_KEYS}, **resolved.faces["crop"]}
+    return resolved, workflow_config(resolved.config_path), {**resolved.faces, "crop": crop}
+
+
+def _text(path) -> str | None:
+    return None if path is None else str(path)
 
 
 def _check_out(out: Path) -> None:

@@ -43,6 +43,8 @@ def run(a) -> int:
     except ExportError as err:
         print(f"export: {err}", file=sys.stderr)
         return 2
+    for note in info["notes"]:
+        print(f"export: note: {note}", file=sys.stderr)
     c = info["check"]
     print(json.dumps({"out": a.out, "format": info["format"], "crops": c["crops"], "max_abs_diff": c["max_abs_diff"],
                       "bound": c["bound"]}))

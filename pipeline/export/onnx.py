@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from pipeline.model import Detector
+from .source import ExportError
 
 OPSET = 18
 FILE = "model.onnx"
@@ -50,10 +51,14 @@ def write_onnx(detector: Detector, out: Path) -> dict:
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)  # "no torchvision"
     batch = torch.export.Dim("batch", min=1)
-    with torch.no_grad():
-        torch.onnx.export(scorer, (example,), str(out / FILE), input_names=[INPUT], output_names=[OUTPUT],
-                          opset_version=OPSET, dynamo=True, external_data=big,
-                          dynamic_shapes={"crops": {0: batch}}, verbose=False)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(scorer, (example,), str(out / FILE), input_names=[INPUT], output_names=[OUTPUT],
+                              opset_version=OPSET, dynamo=True, external_data=big,
+                              dynamic_shapes={"crops": {0: batch}}, verbose=False)
+    except Exception as err:  # the exporter's many error types: say which step failed and keep the cause
+        raise ExportError(f"torch.onnx.export could not export this detector at opset {OPSET} "
+                          f"({type(err).__name__}: {str(err)[:500]}); nothing was written") from err
     model = onnx.load(str(out / FILE), load_external_data=False)
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     return {"file": FILE, "opset": int(opset), "input": {"name": INPUT, "dtype": "uint8", "layout": "NHWC",

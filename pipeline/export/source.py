@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 from pipeline.core import codec, layout
 from pipeline.core import config as pconfig
@@ -87,6 +86,8 @@ def _given_crops(given: list[str]) -> tuple[list[str], list[bytes]]:
 
 def _benchmark_crops(config: dict | None) -> tuple[list[str], list[bytes], str]:
     """Every stored crop of the benchmarks' test splits, in the frames tables' order."""
+    import polars as pl
+
     if config is None:
         return [], [], ""
     L = layout.from_config(config)
