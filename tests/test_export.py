@@ -233,6 +233,7 @@ def test_bad_requests_are_explained(model_dir, crops, tmp_path, monkeypatch, cap
         (["--out", "taken", "--crops", str(crops[0])], "--out taken exists and is not an earlier export"),
         (["--out", "x", "--crops", "clip.mp4"], "clip.mp4: a video: give aligned face-crop images"),
         (["--out", "x", "--crops", "nope.png"], "nope.png: no such file or folder"),
+        (["--out", "x", "--crops", str(crops[0]), "--max-crops", "0"], "--max-crops 0: check on at least one crop"),
     ]
     for extra, message in cases:
         assert main(["export", "--model", str(model_dir), "--format", "hf", *extra]) == 2

@@ -47,6 +47,8 @@ def check_crops(config: dict | None, given: list[str] | None, max_crops: int) ->
     """Crops to check an export on: ``given`` (image files or folders of them) when given, else the test
     crops of ``config``'s benchmarks; at most ``max_crops``, evenly spread. Raises :class:`ExportError`
     when there are none."""
+    if max_crops < 1:
+        raise ExportError(f"--max-crops {max_crops}: check on at least one crop")
     if given:
         names, crops = _given_crops(given)
         where = f"{len(names)} face-crop images given with --crops"
