@@ -198,7 +198,7 @@ def test_a_dinov3_backbone_exports_with_its_own_class(dinov3_dir, crops, tmp_pat
     assert json.loads((tmp_path / "out/config.json").read_text())["model_type"] == "dinov3_vit"
     pre = json.loads((tmp_path / "out/preprocessor_config.json").read_text())
     assert pre["image_mean"] == pytest.approx([0.485, 0.456, 0.406]) and pre["size"] == {"height": 32, "width": 32}
-    card = (tmp_path / "out/README.md").read_text()
+    card = (tmp_path / "out" / "README.md").read_text()
     assert "from transformers import DINOv3ViTModel" in card and "normalize(feature" not in card
 
 
