@@ -7,7 +7,7 @@ One sub-package per stage of the workflow, over a shared core that imports no st
 * :mod:`.workflow`: what Snakemake needs besides the stages (rule params, code keys, planning
   warnings, guard, job sizes, the job harness);
 * stages: :mod:`.fetch`, :mod:`.datasets`, :mod:`.faces`, :mod:`.model`, :mod:`.training`,
-  :mod:`.evaluation`, :mod:`.report`, :mod:`.predict`, :mod:`.serve`.
+  :mod:`.evaluation`, :mod:`.report`, :mod:`.predict`, :mod:`.serve`, :mod:`.export`.
 
 A stage's package hands on its public names lazily (:func:`lazy_exports`): importing it costs nothing,
 and a workflow job runs, and records, only the modules it uses. ``python -m pipeline --help`` lists the

@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.datasets.adapters import REGISTRY
     from pipeline.predict import cli as predict_cli
     from pipeline.serve import cli as serve_cli
+    from pipeline.export import cli as export_cli
 
     ap = argparse.ArgumentParser(prog="python -m pipeline", description="The pipeline's stages without Snakemake "
                                  "(each verb calls the same function as the workflow's rule), and predict.",
@@ -229,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    formatter_class=argparse.RawDescriptionHelpFormatter))
     serve_cli.add_arguments(verb("serve", serve_cli.HELP, serve_cli.run, epilog=serve_cli.EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter))
+    export_cli.add_arguments(verb("export", export_cli.HELP, export_cli.run, epilog=export_cli.EPILOG,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter))
     return ap
 
 

@@ -17,7 +17,8 @@ from test_workflow import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "pipeline"
-STAGES = ("fetch", "datasets", "faces", "model", "training", "evaluation", "report", "predict", "serve")
+STAGES = ("fetch", "datasets", "faces", "model", "training", "evaluation", "report", "predict", "serve",
+          "export")
 
 
 def module_name(path: Path) -> str:

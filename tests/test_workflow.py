@@ -620,3 +620,40 @@ def test_command_line_train_makes_the_workflows_adapter(demo, tmp_path):
     for m in models:
         workflow = (demo / f"results/demo/models/{m}/adapter.safetensors").read_bytes()
         assert (tmp_path / m / "adapter.safetensors").read_bytes() == workflow, m
+
+
+def test_exports_of_the_demo_model_give_the_evaluations_scores(demo, tmp_path):
+    """`python -m pipeline export` of the demo's LNCLIP-DF from the workflow's folder, hf and onnx: each is
+    checked on every test crop of the demo's benchmarks, and the ONNX graph in onnxruntime gives the
+    evaluate rule's p(fake) of the stored crops."""
+    import numpy as np
+    import onnxruntime as ort
+    import webdataset as wds
+    from PIL import Image
+
+    from pipeline.core import codec
+
+    results = demo / "results/demo"
+    crops = sum(pl.read_parquet(results / f"{ds}/frames.parquet").filter((pl.col("split") == "test")
+                                                                        & pl.col("key").is_not_null()).height
+                for ds in ("demo", "demo_shift"))
+    for fmt in ("hf", "onnx"):
+        subprocess.run([sys.executable, "-m", "pipeline", "export", "--model", "results/demo/models/lnclip_df",
+                        "--format", fmt, "--out", str(tmp_path / fmt), "--max-crops", "5000"], capture_output=True,
+                       text=True, check=True, cwd=demo)
+        check = json.loads((tmp_path / fmt / "export.json").read_text())["check"]
+        assert check["crops"] == crops and check["max_abs_diff"] <= 1e-4, check
+    size = json.loads((tmp_path / "onnx/export.json").read_text())["input"]["shape"][1]
+    scores = pl.read_parquet(results / "eval/lnclip_df/demo/scores.parquet").head(24)
+    wanted = dict(zip(scores["key"], scores["p_fake"]))
+    frames = pl.read_parquet(results / "demo/frames.parquet").filter(pl.col("key").is_in(list(wanted)))
+    pixels = {}
+    for shard in sorted(set(frames["shard"])):
+        for sample in wds.WebDataset(str(demo / shard), shardshuffle=False):
+            if sample["__key__"] in wanted:
+                img = Image.fromarray(codec.decode(sample.get("qoi") or sample["png"], sample["__key__"]))
+                pixels[sample["__key__"]] = np.asarray(img.resize((size, size), Image.BICUBIC))
+    session = ort.InferenceSession(str(tmp_path / "onnx/model.onnx"), providers=["CPUExecutionProvider"])
+    keys = sorted(pixels)
+    (got,) = session.run(None, {"crops": np.stack([pixels[k] for k in keys])})
+    assert len(keys) == len(wanted) and got.tolist() == pytest.approx([wanted[k] for k in keys], abs=1e-4)
