@@ -162,7 +162,7 @@ SITE_PACKAGES=$(python -c 'import sysconfig; print(sysconfig.get_paths()["pureli
 echo "import site; site.addsitedir('$SITE_PACKAGES')" \
     >"$("$STATE/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/test_venv.pth"
 PLUGIN=$(python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["slurm"])')
-"$STATE/venv/bin/pip" install -q "$PLUGIN" 2>"$STATE/log/pip.err" || { cat "$STATE/log/pip.err"; exit 1; }
+"$STATE/venv/bin/pip" install -q -c "$REPO/constraints.txt" "$PLUGIN" 2>"$STATE/log/pip.err" || { cat "$STATE/log/pip.err"; exit 1; }
 SMK=("$STATE/venv/bin/python" -m snakemake)
 
 # ---- the demo, locally and on SLURM ------------------------------------------------------------
