@@ -345,3 +345,53 @@ def test_a_batch_keeps_each_frame_its_faces_and_landmarks(spot_backend, mixed_vi
         assert rec["n_faces"] == len(own)
         lm = spot_backend.landmarks(decoded[i], faces.Face(tuple(got[:4]), got[4]))
         np.testing.assert_allclose(rec["points5"], faces.align_points(lm), atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------------- workflow
+
+
+@pytest.mark.slow
+def test_demo_runs_to_its_report_with_face_alignment(repo, served, mirror, tmp_path):
+    """The demo, shrunk (8 videos, 2 frames each, one model), with ``faces.backend: face_alignment``: the
+    ``download_face_weights`` job fetches the random weight files from the loopback mirror, the faces
+    jobs crop with them, the run reaches its report. Random weights find boxes anywhere (their crops
+    are noise, the AUROC means nothing); what is checked is that the backend ran and every frame has
+    its record."""
+    import hashlib
+
+    from test_workflow import copy_workflow, snakemake
+
+    base, hits = mirror
+    (tmp_path / "w").mkdir()
+    work = copy_workflow(repo, tmp_path / "w")
+    cfg = pconfig.load(work / "config/demo.yaml")
+    cfg["results"] = "results/fa"
+    cfg["datasets"]["demo"]["source"]["demo"].update(counts={"train": 2, "val": 1, "test": 1}, frames=8)
+    cfg["datasets"].pop("demo_shift")
+    cfg["faces"].update(backend="face_alignment", weights_mirror=base, num_frames=2, chunk_size=8, threads=1,
+                        backend_options={"device": "cpu", "batch_size": 3, "detect_side": 128})
+    cfg["training"]["optim"].update(epochs=2, cycle_epochs=2)
+    cfg["models"] = {"lnclip_df": {}}
+    cfg["benchmarks"] = {"demo": {"dataset": "demo", "split": "test"}}
+    cfg["robustness"] = {}
+    cfg["evaluate"]["bootstrap"] = 20
+    (work / "config/fa.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    before = len(hits)
+    snakemake(work, "--configfile", "config/fa.yaml", "--cores", "2", "results/fa/report.html", timeout=1200)
+
+    names = list(fan.weight_urls("sfd"))
+    assert sorted(hits[before:]) == sorted(f"/fa/{n}" for n in names)  # each file fetched once, from the mirror
+    marker = json.loads((work / "resources/weights/face_alignment.done").read_text())
+    assert marker["files"] == {n: hashlib.sha256((served / "fa" / n).read_bytes()).hexdigest() for n in names}
+    frames = pl.read_parquet(work / "results/fa/demo/frames.parquet")
+    videos = pl.read_parquet(work / "results/fa/demo/videos.parquet")
+    assert videos.height == 8 and frames.height == 16 and frames["frame_idx"].null_count() == 0
+    # random S3FD scores boxes everywhere: every frame has a face, and random 2D-FAN points a crop
+    assert dict(frames["status"].value_counts().iter_rows()) == {"ok": 16}
+    assert len(list((work / "results/fa/demo/shards").glob("*.tar"))) == 3  # train, val, test
+    records = [json.loads(p.read_text()) for p in (work / "results/fa/logs/faces").rglob("*.modules.json")]
+    assert records and all("pipeline.faces.fan" in r["modules"] and "pipeline.faces.dlib_hog" not in r["modules"]
+                           for r in records)
+    metrics = json.loads((work / "results/fa/eval/lnclip_df/demo/metrics.json").read_text())
+    assert (metrics["counts"]["videos"], metrics["counts"]["frames"]) == (2, 4), metrics["counts"]
+    assert "face_alignment" in (work / "results/fa/report.html").read_text()
