@@ -26,8 +26,9 @@ DEFAULT_WEIGHTS_DIR = FACE_WEIGHTS  # the faces jobs' TORCH_HOME (pipeline.core.
 DETECTORS = ("sfd", "blazeface")
 
 
-def weight_urls(detector: str = "sfd") -> dict[str, str]:
-    """File name -> URL of every weight file the backend needs with ``detector`` (from the package)."""
+def weight_urls(detector: str = "sfd", mirror: str | None = None) -> dict[str, str]:
+    """File name -> URL of every weight file the backend needs with ``detector``: the package's own URLs,
+    or each file by its name under ``mirror`` (a base URL, the config's ``faces.weights_mirror``)."""
     if detector not in DETECTORS:
         raise ValueError(f"face_alignment backend: detector {detector!r} is not one of {', '.join(DETECTORS)}")
     from face_alignment.api import models_urls
@@ -39,7 +40,10 @@ def weight_urls(detector: str = "sfd") -> dict[str, str]:
     else:
         from face_alignment.detection.blazeface.blazeface_detector import models_urls as det
         urls += [det["blazeface_weights"], det["blazeface_anchors"]]
-    return {os.path.basename(urlparse(u).path): u for u in urls}
+    names = [os.path.basename(urlparse(u).path) for u in urls]
+    if mirror:
+        urls = [f"{mirror.rstrip('/')}/{name}" for name in names]
+    return dict(zip(names, urls))
 
 
 def checkpoints_dir(weights_dir: str | os.PathLike = DEFAULT_WEIGHTS_DIR) -> Path:
@@ -102,10 +106,15 @@ class FaceAlignmentBackend(FaceBackend):
             max_batch_size=self.batch_size)
 
     def _faces(self, boxes, f: float) -> list[Face]:
+        """The detector's boxes of one detection image (``f`` times the frame) as faces in frame pixels.
+
+        Boxes without extent are dropped: S3FD's NMS never suppresses them, and its batch call lists
+        each candidate once per frame of the batch, so they would come out repeated."""
         out = []
         for b in boxes if boxes is not None else []:
             b = np.asarray(b, dtype=np.float64)
-            if b.size >= 5 and np.isfinite(b[:5]).all() and b[4] >= self.threshold:
+            if (b.size >= 5 and np.isfinite(b[:5]).all() and b[4] >= self.threshold
+                    and b[2] > b[0] and b[3] > b[1]):
                 out.append(Face(box=tuple(float(v) / f for v in b[:4]), score=float(b[4])))
         return out
 
@@ -121,7 +130,7 @@ class FaceAlignmentBackend(FaceBackend):
             return super().detect_batch(frames)
         small = [downscale(as_uint8(fr), self.detect_side) for fr in frames]
         try:
-            batch = torch.from_numpy(np.stack([s for s, _ in small])).permute(0, 3, 1, 2).float()
+            batch = torch.from_numpy(np.stack([s for s, _ in small])).permute(0, 3, 1, 2).float().contiguous()
             boxes = self.fa.face_detector.detect_from_batch(batch.to(self.device))
         except Exception as exc:  # find the frame that fails: one by one
             log.warning("face_alignment batch detection failed (%r); detecting frame by frame", exc)

@@ -18,13 +18,14 @@ from pipeline.faces import checkpoints_dir, weight_urls
 log = logging.getLogger("pipeline.faces")
 
 
-def fetch_face_weights(dest: str | os.PathLike, detector: str = "sfd", marker=None) -> dict:
-    """Download the weight files (skipping those present) into ``dest/hub/checkpoints``; write the marker."""
+def fetch_face_weights(dest: str | os.PathLike, detector: str = "sfd", marker=None, mirror: str | None = None) -> dict:
+    """Download the weight files (skipping those present) into ``dest/hub/checkpoints``, from the package's
+    URLs or from ``mirror`` (a base URL holding them by file name); write the marker."""
     from torch.hub import download_url_to_file
 
     ckpt = checkpoints_dir(dest)
     ckpt.mkdir(parents=True, exist_ok=True)
-    for name, url in weight_urls(detector).items():
+    for name, url in weight_urls(detector, mirror).items():
         if not (ckpt / name).is_file():
             log.info("downloading %s into %s", url, ckpt)
             with replacing(ckpt / name) as tmp:  # torch writes 0600; outputs get the usual mode

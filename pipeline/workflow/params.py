@@ -34,9 +34,11 @@ def weights(config: dict, name: str) -> dict:
 
 
 def face_weights(config: dict) -> dict:
-    """What fetching face-alignment's weight files depends on: its detector and where they go."""
-    opts = config["faces"]["backend_options"]
-    return canonical({"detector": opts.get("detector", "sfd"), "dest": opts.get("weights_dir", FACE_WEIGHTS)})
+    """What fetching face-alignment's weight files depends on: its detector, where they go and where they
+    come from (``mirror`` only when ``faces.weights_mirror`` is set: the package's URLs otherwise)."""
+    opts, mirror = config["faces"]["backend_options"], config["faces"].get("weights_mirror")
+    return canonical({"detector": opts.get("detector", "sfd"), "dest": opts.get("weights_dir", FACE_WEIGHTS),
+                      **({"mirror": mirror} if mirror else {})})
 
 
 def index(config: dict, dataset: str) -> dict:
