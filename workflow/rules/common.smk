@@ -12,6 +12,7 @@ from pipeline.core import layout
 from pipeline.core import tables
 from pipeline.datasets import adapters
 from pipeline.faces import backends as face_backends
+from pipeline.predict import bulk
 from pipeline.training import kinds
 from pipeline.workflow import codekeys, resources
 from pipeline.workflow import params as P
@@ -199,3 +200,36 @@ def train_cpus_per_gpu(wc):
 
 
 EVALUATE_CPUS = resources.cpus_per_device(config["evaluate"]["workers"])
+
+
+# ---- bulk scoring (predict.smk): the sets' files and chunks, listed while planning ----
+PREDICT = list(config["predict"])
+_PREDICT_PLANS = {}
+
+
+def predict_plan(name):
+    """The set's files and chunks, listed once per planning (a cluster job plans again, the same way)."""
+    if name not in _PREDICT_PLANS:
+        _PREDICT_PLANS[name] = bulk.plan_set(config, name)
+        for path, why in _PREDICT_PLANS[name]["problems"]:
+            logger.warning(f"predict.{name}: {path}: {why}")
+    return _PREDICT_PLANS[name]
+
+
+def predict_members(wildcards):
+    chunks = predict_plan(wildcards.pset)["chunks"]
+    if wildcards.pchunk not in chunks:
+        raise WorkflowError(
+            f"predict.{wildcards.pset}: chunk {wildcards.pchunk} is not among the chunks of the files listed "
+            "now (files were added, changed or removed after this run was planned): run the same command again"
+        )
+    return chunks[wildcards.pchunk]
+
+
+def predict_model_inputs(wildcards):
+    """The model's adapter (trained first when it is a model of this config) and, then, its backbone."""
+    model = config["predict"][wildcards.pset]["model"]
+    adapter = f"{bulk.model_dir(config, wildcards.pset)}/{layout.ADAPTER}"
+    if model not in config["models"]:
+        return {"adapter": adapter}
+    return {"adapter": adapter, "weights": L.weights_marker(model_weights(model))}

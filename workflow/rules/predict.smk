@@ -1,39 +1,8 @@
 # Bulk scoring: each set under `predict:` -> results/predict/<set>.parquet, one row per file. The files
 # are listed while planning; one predict_chunk job per chunk of files runs predict's own code on them
 # (faces stage, model, file score); chunks are named by their files and kept, so files added later get
-# jobs of their own and no existing chunk is redone (pipeline.predict.bulk).
-from pipeline.predict import bulk
-
-PREDICT = list(config["predict"])
-_PREDICT_PLANS = {}
-
-
-def predict_plan(name):
-    """The set's files and chunks, listed once per planning (a cluster job plans again, the same way)."""
-    if name not in _PREDICT_PLANS:
-        _PREDICT_PLANS[name] = bulk.plan_set(config, name)
-        for path, why in _PREDICT_PLANS[name]["problems"]:
-            logger.warning(f"predict.{name}: {path}: {why}")
-    return _PREDICT_PLANS[name]
-
-
-def predict_members(wildcards):
-    chunks = predict_plan(wildcards.pset)["chunks"]
-    if wildcards.pchunk not in chunks:
-        raise WorkflowError(
-            f"predict.{wildcards.pset}: chunk {wildcards.pchunk} is not among the chunks of the files listed "
-            "now (files were added, changed or removed after this run was planned): run the same command again"
-        )
-    return chunks[wildcards.pchunk]
-
-
-def predict_model_inputs(wildcards):
-    """The model's adapter (trained first when it is a model of this config) and, then, its backbone."""
-    model = config["predict"][wildcards.pset]["model"]
-    adapter = f"{bulk.model_dir(config, wildcards.pset)}/{layout.ADAPTER}"
-    if model not in config["models"]:
-        return {"adapter": adapter}
-    return {"adapter": adapter, "weights": L.weights_marker(model_weights(model))}
+# jobs of their own and no existing chunk is redone (pipeline.predict.bulk; the planning functions are
+# in common.smk).
 
 
 rule predict_chunk:
@@ -68,7 +37,9 @@ rule predict_chunk:
 
 rule predict:
     input:
-        chunks=lambda wc: [L.predict_chunk(wc.pset, c) for c in predict_plan(wc.pset)["chunks"]],
+        chunks=lambda wc: [
+            L.predict_chunk(wc.pset, c) for c in predict_plan(wc.pset)["chunks"]
+        ],
     output:
         table=L.predict_table("{pset}"),
     log:
