@@ -266,7 +266,7 @@ def _face_weights(root, v, request):  # fetch: face-alignment weights (torch.hub
     base = request.getfixturevalue("weights_server")
     names = ["a.pth", "b.npy"][: v + 1]  # version 1 adds a file: its download meets the full disk
     request.getfixturevalue("monkeypatch").setattr(
-        face_weights, "weight_urls", lambda detector="sfd": {n: f"{base}/{n}" for n in names})
+        face_weights, "weight_urls", lambda detector="sfd", mirror=None: {n: f"{base}/{n}" for n in names})
     dest = root / "weights" / "face_alignment"
     face_weights.fetch_face_weights(dest, "sfd", root / "weights" / "face_alignment.done")
     return [face_weights.checkpoints_dir(dest) / n for n in names]
