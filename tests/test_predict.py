@@ -163,6 +163,18 @@ def test_missing_model_and_wrong_backbone_are_explained(workflow, tmp_path, monk
     assert resolve_model(f"results/demo/models/{MODEL}", weights=other).weights == other  # --weights overrides
 
 
+def test_missing_face_model_files_are_explained_without_a_traceback(workflow, tmp_path, monkeypatch, capsys):
+    """face_alignment without its weight files (the faces jobs and predict never download): exit 2, the
+    missing files named, no traceback."""
+    monkeypatch.chdir(workflow["work"])
+    options = json.dumps({"weights_dir": str(tmp_path / "no_weights")})
+    code = main(["predict", "--model", f"results/demo/models/{MODEL}", "--backend", "face_alignment",
+                 "--backend-options", options, workflow["paths"]["real_0000"]])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot load the model" in err and "weight file(s) missing from" in err
+    assert str(tmp_path / "no_weights") in err and "Traceback" not in err
+
+
 def test_faces_settings_follow_the_workflow_unless_overridden(workflow, tmp_path, monkeypatch):
     monkeypatch.chdir(workflow["work"])
     model = resolve_model(f"results/demo/models/{MODEL}", faces={"num_frames": 2, "backend_options": {"upsample": 1}},

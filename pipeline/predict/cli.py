@@ -19,14 +19,21 @@ some were not, 2 when the model cannot be used.
 """
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="video or image files, or folders of them (recursive)")
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments that choose a trained model and where it runs (predict and serve share them)."""
     p.add_argument("--model", "--adapter", required=True, metavar="DIR",
                    help="the trained model: results/models/NAME (or its adapter.safetensors)")
     p.add_argument("--weights", metavar="DIR",
                    help="backbone folder (default: the one the workflow fetched for this model)")
     p.add_argument("--config", metavar="FILE",
                    help="the workflow config that trained the model (default: found in this folder)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, default=64, help="crops per forward pass")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="video or image files, or folders of them (recursive)")
+    add_model_arguments(p)
     p.add_argument("--out", metavar="FILE", help="write one row per file to FILE.csv or FILE.json")
     p.add_argument("--frames-out", metavar="FILE", help="write one row per sampled frame to FILE.csv or FILE.json")
     p.add_argument("--num-frames", type=int, help="frames sampled per video (default: the workflow's)")
@@ -37,8 +44,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reduce", choices=["mean", "median"], help="file score from frames (default: the workflow's)")
     p.add_argument("--aligned", action="store_true",
                    help="the images already are aligned face crops: score them without the faces stage")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.add_argument("--batch-size", type=int, default=64, help="crops per forward pass")
 
 
 def _say(text: str) -> None:
@@ -46,7 +51,7 @@ def _say(text: str) -> None:
 
 
 def run(a) -> int:
-    from .files import predict_files
+    from .files import load_scorer, predict_files
     from .inputs import expand_inputs
     from .output import console_table, file_table, frame_table, write_table
     from .resolve import PredictError, resolve_model
@@ -72,7 +77,12 @@ def run(a) -> int:
     _say(f"model {model.adapter}, backbone {model.weights}; faces {model.faces['backend']} "
          f"{json.dumps(model.faces['crop'], sort_keys=True)}; file score: {model.video_reduce} of its frames"
          + (f" (settings of {model.config_path})" if model.config_path else ""))
-    results = predict_files(model, inputs, device=a.device, batch_size=a.batch_size) if inputs else []
+    try:
+        scorer = load_scorer(model, device=a.device) if inputs else None
+    except (OSError, RuntimeError, ValueError) as err:  # a missing face model, no CUDA, a mismatched backbone
+        _say(f"cannot load the model {model.adapter}: {err}")
+        return 2
+    results = predict_files(model, inputs, batch_size=a.batch_size, scorer=scorer) if inputs else []
     print(console_table(results))
     for out, table in ((a.out, file_table), (a.frames_out, frame_table)):
         if out:

@@ -139,10 +139,11 @@ def score_file(scorer: Scorer, path: Path, kind: str, *, batch_size: int = 64, k
 
 
 def predict_files(model: ResolvedModel, inputs: list[tuple[Path, str]], *, device=None,
-                  batch_size: int = 64) -> list[FileResult]:
-    """Score each ``(path, kind)`` of ``inputs`` (``kind`` video or image) with ``model``; never raises for
-    a bad file (its :class:`FileResult` says what was wrong). A progress bar counts files and frames."""
-    scorer = load_scorer(model, device=device)
+                  batch_size: int = 64, scorer: Scorer | None = None) -> list[FileResult]:
+    """Score each ``(path, kind)`` of ``inputs`` (``kind`` video or image) with ``model`` (or the
+    ``scorer`` already loaded for it); never raises for a bad file (its :class:`FileResult` says what was
+    wrong). A progress bar counts files and frames."""
+    scorer = scorer or load_scorer(model, device=device)
     results, scored = [], 0
     with logs.progress(total=len(inputs), desc="predict", unit="file") as bar:
         for path, kind in inputs:

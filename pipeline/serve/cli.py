@@ -25,19 +25,14 @@ DEFAULT_MAX_UPLOAD_MB = 200
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", "--adapter", required=True, metavar="DIR",
-                   help="the trained model: results/models/NAME (or its adapter.safetensors)")
+    from pipeline.predict.cli import add_model_arguments
+
+    add_model_arguments(p)
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every network)")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                    help=f"largest upload (all files of a request together) in MB (default {DEFAULT_MAX_UPLOAD_MB})")
-    p.add_argument("--weights", metavar="DIR",
-                   help="backbone folder (default: the one the workflow fetched for this model)")
-    p.add_argument("--config", metavar="FILE",
-                   help="the workflow config that trained the model (default: found in this folder)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.add_argument("--batch-size", type=int, default=64, help="crops per forward pass")
 
 
 def _say(text: str) -> None:
