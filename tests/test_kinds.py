@@ -29,6 +29,7 @@ from pipeline.evaluation.scoring import score_crops
 from pipeline.training.released import ReleasedError, convert_released, map_gend
 from pipeline.training import LOG_SCHEMA
 
+from authors_heads import LinearProbe
 from test_train import toy  # noqa: F401  (the separable toy crops: 16 train + 8 val videos)
 
 
@@ -185,16 +186,6 @@ class DINOEncoder(torch.nn.Module):
 
     def forward(self, x):
         return self.backbone(x).last_hidden_state[:, 0]
-
-
-class LinearProbe(torch.nn.Module):
-    def __init__(self, dim, normalize_inputs):
-        super().__init__()
-        self.linear = torch.nn.Linear(dim, 2)
-        self.normalize_inputs = normalize_inputs
-
-    def forward(self, x):
-        return self.linear(F.normalize(x, p=2, dim=1) if self.normalize_inputs else x)
 
 
 class GenD(torch.nn.Module):

@@ -17,23 +17,20 @@ import cv2
 import numpy as np
 import polars as pl
 import pytest
-import torch
-import yaml
 
 from pipeline.core import config as pconfig
-from pipeline.core import codec, layout, video
-from pipeline.fetch import demo
+from pipeline.core import codec, video
 from pipeline.datasets import index
 from pipeline.core import tables
 from pipeline.__main__ import main
 from pipeline.faces import extract_chunk
-from pipeline.model.detector import Detector, load_backbone, load_detector, save_adapter
+from pipeline.model.detector import load_detector
 from pipeline.evaluation import predict_frames
 from pipeline.predict.files import predict_files
 from pipeline.predict.inputs import expand_inputs
 from pipeline.predict.resolve import PredictError, resolve_model
 from pipeline.fetch.weights import fetch_weights
-from pipeline.training import kinds
+from model_folder import trained_model_folder
 
 MODEL = "lnclip_df"
 
@@ -42,23 +39,8 @@ MODEL = "lnclip_df"
 def workflow(tmp_path_factory, repo, tiny_clip):
     """A workflow folder after download, faces, training (an adapter with training's metadata) and evaluate."""
     work = tmp_path_factory.mktemp("workflow")
-    cfg = pconfig.load(repo / "config/demo.yaml")
-    cfg["weights"] = {"tiny_clip": {"random": dict(tiny_clip)}}
-    cfg["faces"]["num_frames"] = 4
-    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cfg = pconfig.validate_config(cfg)
-    L = layout.from_config(cfg)
-    ds = work / "videos"
-    demo.make_demo_dataset(ds, seed=3, counts={"test": 2}, frames=8, corrupt=0)  # real_000[01], fake_000[01]
-
-    weights = work / L.weights_download("tiny_clip")
-    fetch_weights("tiny_clip", cfg["weights"]["tiny_clip"], weights, work / L.weights_marker("tiny_clip"),
-                  seed=cfg["seed"])
-    train = kinds.settings(cfg, MODEL)["model"]
-    torch.manual_seed(0)
-    detector = Detector(load_backbone(weights), ln_tuning=True, l2_norm=True)
-    detector.head.weight.data.normal_(0, 3.0)  # scores spread away from 0.5
-    save_adapter(detector, work / L.adapter(MODEL), meta={"backbone": train["backbone"], "cfg": train, "seed": 7})
+    folder = trained_model_folder(work, repo, tiny_clip, MODEL, test_videos=2)  # real_000[01], fake_000[01]
+    cfg, L, weights, ds = folder["cfg"], folder["L"], folder["weights"], folder["videos"]
 
     videos = index.build_index("demo", "csv", ds, {}, work / L.videos("demo"), chunk_size=8)
     faces = pconfig.faces_settings(cfg)

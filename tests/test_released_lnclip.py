@@ -17,7 +17,6 @@ import polars as pl
 import pytest
 import torch
 import webdataset as wds
-import torch.nn.functional as F
 from PIL import Image
 from transformers import CLIPModel
 
@@ -29,6 +28,7 @@ from pipeline.model.detector import load_backbone, load_detector
 from pipeline.training.release_files import Opaque, read_lightning, release_layout
 from pipeline.training.released import ReleasedError, convert_released, map_lnclip
 
+from authors_heads import LinearProbe
 from test_train import toy  # noqa: F401  (the separable toy crops: 16 train + 8 val videos)
 
 CFG = {"kind": "released", "backbone": "openai/clip-vit-large-patch14", "checkpoint": "yermandy/deepfake-detection"}
@@ -71,16 +71,6 @@ class PeftModel(torch.nn.Module):
 
     def forward(self, x):
         return self.base_model.model(x)
-
-
-class LinearProbe(torch.nn.Module):
-    def __init__(self, dim, normalize_inputs):
-        super().__init__()
-        self.linear = torch.nn.Linear(dim, 2)
-        self.normalize_inputs = normalize_inputs
-
-    def forward(self, x):
-        return self.linear(F.normalize(x, p=2, dim=1) if self.normalize_inputs else x)
 
 
 class DeepfakeDetectionModel(torch.nn.Module):

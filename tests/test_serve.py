@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -27,21 +26,15 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-import torch
 import uvicorn
-import yaml
 from PIL import Image
 
-from pipeline.core import config as pconfig
-from pipeline.core import layout, video
-from pipeline.fetch import demo
-from pipeline.fetch.weights import fetch_weights
-from pipeline.model.detector import Detector, load_backbone, save_adapter
+from pipeline.core import video
 from pipeline.predict import predict_files, resolve_model
 from pipeline.serve import ScoringService, create_app
 from pipeline.serve import service as service_module
-from pipeline.training import kinds
 from test_report import ARTIFACTS, CHROMIUM
+from model_folder import trained_model_folder
 
 MODEL = "lnclip_df"
 NOT_A_VIDEO = b"these are the minutes of the meeting, not a video\n" * 40
@@ -52,21 +45,8 @@ def workflow(tmp_path_factory, repo, tiny_clip):
     """A workflow folder with a trained-looking model (the adapter training writes) and two demo videos;
     the model resolved as predict resolves it, and predict's results for the videos and a frame image."""
     work = tmp_path_factory.mktemp("serve")
-    cfg = pconfig.load(repo / "config/demo.yaml")
-    cfg["weights"] = {"tiny_clip": {"random": dict(tiny_clip)}}
-    cfg["faces"]["num_frames"] = 4
-    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cfg = pconfig.validate_config(cfg)
-    L = layout.from_config(cfg)
-    ds = demo.make_demo_dataset(work / "videos", seed=3, counts={"test": 1}, frames=8, corrupt=0)
-    weights = work / L.weights_download("tiny_clip")
-    fetch_weights("tiny_clip", cfg["weights"]["tiny_clip"], weights, work / L.weights_marker("tiny_clip"),
-                  seed=cfg["seed"])
-    train = kinds.settings(cfg, MODEL)["model"]
-    torch.manual_seed(0)
-    detector = Detector(load_backbone(weights), ln_tuning=True, l2_norm=True)
-    detector.head.weight.data.normal_(0, 3.0)  # scores spread away from 0.5
-    save_adapter(detector, work / L.adapter(MODEL), meta={"backbone": train["backbone"], "cfg": train, "seed": 7})
+    folder = trained_model_folder(work, repo, tiny_clip, MODEL, test_videos=1)
+    L, ds = folder["L"], folder["videos"]
 
     files = {"fake": ds / "SBI/fake_0000.mp4", "real": ds / "real/real_0000.mp4", "image": work / "frame.png"}
     (frame,) = [f for _, f in video.read_frames(files["fake"], [3])]  # a whole frame: the faces stage aligns it
