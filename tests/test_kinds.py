@@ -3,7 +3,6 @@ features, scikit-learn) and published GenD weights mapped onto the detector."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -29,7 +28,7 @@ from pipeline.evaluation.scoring import score_crops
 from pipeline.training.released import ReleasedError, convert_released, map_gend
 from pipeline.training import LOG_SCHEMA
 
-from authors_heads import LinearProbe
+from released_helpers import LinearProbe, crops
 from test_train import toy  # noqa: F401  (the separable toy crops: 16 train + 8 val videos)
 
 
@@ -226,7 +225,6 @@ def gend_dinov3_checkpoint(folder, dinov3_dir, head="LinearNorm", naming="4.56",
 
 @pytest.mark.parametrize("head,naming", [("LinearNorm", "4.56"), ("linear", "4.56"), ("LinearNorm", "5.x")])
 def test_released_gend_dinov3_gives_the_published_models_scores(dinov3_dir, tmp_path, head, naming):
-    from skimage import data as skdata
 
     gend = gend_dinov3_checkpoint(tmp_path / "gend", dinov3_dir, head=head, naming=naming)
     keys = load_file(str(tmp_path / "gend" / "model.safetensors"))
@@ -239,16 +237,7 @@ def test_released_gend_dinov3_gives_the_published_models_scores(dinov3_dir, tmp_
 
     detector, meta = load_detector(tmp_path / "a.safetensors", dinov3_dir)
     assert meta["model"]["l2_norm"] is (head == "LinearNorm") and meta["released"] == "yermandy/GenD_DINOv3_L"
-    # Real and generated face-sized images, scored by the product path (PNG -> crop -> normalise).
-    rng = np.random.default_rng(0)
-    images = [Image.fromarray(skdata.astronaut()).resize((256, 256), Image.BICUBIC),
-              Image.fromarray(skdata.astronaut()[:256, 128:384]),
-              *[Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in range(3)]]
-    pngs = []
-    for img in images:
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        pngs.append(buf.getvalue())
+    pngs, images = crops()  # real and generated face-sized images, scored by the product path
     ours = score_crops(detector, pngs, batch_size=2)
     # Reference: the published model's forward on the same crops, ImageNet mean/std (DINOv3's processor).
     u8 = torch.stack([torch.from_numpy(np.array(i.convert("RGB").resize((32, 32), Image.BICUBIC))) for i in images])

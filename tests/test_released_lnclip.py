@@ -28,7 +28,7 @@ from pipeline.model.detector import load_backbone, load_detector
 from pipeline.training.release_files import Opaque, read_lightning, release_layout
 from pipeline.training.released import ReleasedError, convert_released, map_lnclip
 
-from authors_heads import LinearProbe
+from released_helpers import LinearProbe, crops
 from test_train import toy  # noqa: F401  (the separable toy crops: 16 train + 8 val videos)
 
 CFG = {"kind": "released", "backbone": "openai/clip-vit-large-patch14", "checkpoint": "yermandy/deepfake-detection"}
@@ -127,22 +127,6 @@ def save_torchscript(path, model, dtype=torch.float16):
     traced = torch.jit.trace(half, torch.randn(2, 3, 32, 32, dtype=dtype), check_trace=False)
     torch.jit.save(traced, str(path))
     return path
-
-
-def crops(n_noise=3):
-    """Real and generated face-sized crops as PNG bytes, and the same as images."""
-    from skimage import data as skdata
-
-    rng = np.random.default_rng(0)
-    images = [Image.fromarray(skdata.astronaut()).resize((256, 256), Image.BICUBIC),
-              Image.fromarray(skdata.astronaut()[:256, 128:384]),
-              *[Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in range(n_noise)]]
-    pngs = []
-    for img in images:
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        pngs.append(buf.getvalue())
-    return pngs, images
 
 
 def pixels(images, size=32):
