@@ -500,7 +500,9 @@ def test_metrics_csv_values_equal_metrics_json(built):
 def test_published_numbers_beside_ours_and_marked(built):
     html = built["html"]
     rows = re.findall(r'<tr class="published" data-published="([^"]+)">(.*?)</tr>', html, re.S)
-    assert [r[0] for r in rows] == ["linear probing", "LN-tuning", "LN-tuning + L2 norm", "full method", "LNCLIP-DF"]
+    assert [r[0] for r in rows] == ["linear probing", "LN-tuning", "LN-tuning + L2 norm", "full method", "LNCLIP-DF",
+                                    "ForAda", "Effort", "ladder: linear probe", "ladder: LN", "ladder: LN + L2",
+                                    "ladder: LN + L2 + UnAl", "ladder: LNCLIP-DF"]
     full = dict(rows)["full method"]
     assert 'data-published-benchmark="CDFv2" data-published-value="96.62">96.62<' in full
     assert 'data-published-benchmark="FF++ &amp; DFD" data-published-value="">' in full  # no published column
