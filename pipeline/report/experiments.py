@@ -116,13 +116,22 @@ def _published_cells(r: str) -> list[dict]:
     return cells
 
 
+def _ladder(settings: dict) -> dict[str, str]:
+    """Model -> its step, for the models trained on all of one dataset: the one most of them train on
+    (the papers' ladder is trained on one dataset, FF++ c23)."""
+    steps = {m: r for m, s in settings.items() if (r := rung(s)) and _full_data(s)}
+    sets = [str(get(settings[m], "data", "dataset")) for m in steps]
+    main = max(sets, key=sets.count, default=None)
+    return {m: r for m, r in steps.items() if str(get(settings[m], "data", "dataset")) == main}
+
+
 def ablation(settings: dict, ev: dict, benches: list[str], columns: dict) -> dict | None:
     """One row per ladder step we have a model for: our cross-dataset mean and Celeb-DF v2, and the
     papers' numbers for that step. None when no model is a step."""
     cdf = next((b for b in benches if columns.get(b) == "CDFv2"), None)
-    rows = []
+    steps, rows = _ladder(settings), []
     for r in published.RUNGS:
-        models = [m for m, s in settings.items() if rung(s) == r and _full_data(s)]
+        models = [m for m, s in steps.items() if s == r]
         if models:
             mean, c = cross_mean(ev, models, benches), mean_of(ev, models, cdf) if cdf else None
             rows.append({"rung": r, "models": models, "mean": pct(mean), "mean_value": "" if mean is None else
@@ -133,5 +142,5 @@ def ablation(settings: dict, ev: dict, benches: list[str], columns: dict) -> dic
     for r in rows:
         by = {(p["source"], p["column"]): p for p in r["published"]}
         r["published"] = [by.get(h) for h in heads]
-    return {"rows": rows, "cdf": cdf, "heads": [{"source": s, "column": c} for s, c in heads],
+    return {"rows": rows, "cdf": cdf, "dataset": str(get(settings[rows[0]["models"][0]], "data", "dataset")), "heads": [{"source": s, "column": c} for s, c in heads],
             "sources": list(dict.fromkeys(p["source_text"] for r in rows for p in r["published"] if p))}
