@@ -147,7 +147,7 @@ def test_data_fraction_plots_and_table(built):
     bacc = np.mean([_cross(built, m, "balanced_acc") for m in ("lnclip_df", "lnclip_df_s2")])
     assert float(re.search(r'data-mean-bacc="([^"]+)"', one).group(1)) == pytest.approx(bacc, abs=1e-9)
     cdf = np.mean([_auroc(built, m, "cdf") for m in ("lnclip_df", "lnclip_df_s2")])
-    assert re.search(r'<td data-benchmark="cdf" data-value="([^"]+)"', one).group(1) == f"{100 * cdf:.6g}"
+    assert re.search(r'<td data-bench="cdf" data-auroc="([^"]+)"', one).group(1) == f"{100 * cdf:.6g}"
 
 
 def test_data_fraction_points_are_the_plotted_means(built):
@@ -172,7 +172,7 @@ def test_paired_unpaired_curves_and_test_aurocs(built):
     assert rows == {"lnclip_df": "all data", "lnclip_df_s2": "all data", "lnclip_df_paired": "paired",
                     "lnclip_df_unpaired": "unpaired"}
     row = re.search(r'<tr data-model="lnclip_df_paired".*?</tr>', sec, re.S).group(0)
-    assert re.search(r'data-benchmark="cdf" data-value="([^"]+)"', row).group(1) == \
+    assert re.search(r'data-bench="cdf" data-auroc="([^"]+)"', row).group(1) == \
         f"{100 * _auroc(built, 'lnclip_df_paired', 'cdf'):.6g}"
 
 
@@ -181,10 +181,10 @@ def test_trained_elsewhere_table_marks_in_domain_cells(built):
     rows = re.findall(r'<tr data-model="([^"]+)" data-dataset="([^"]+)">(.*?)</tr>', sec, re.S)
     assert [(m, d) for m, d, _ in rows] == [("lnclip_df_cdf", "cdf"), ("lnclip_df", "ffpp"), ("lnclip_df_s2", "ffpp")]
     cdf_row, ff_row = rows[0][2], rows[1][2]
-    assert re.search(r'data-benchmark="cdf" data-value="[^"]+" class="in-domain" data-in-domain="1">', cdf_row)
-    assert re.search(r'data-benchmark="ffpp" data-value="[^"]+" class="in-domain"', ff_row)
+    assert re.search(r'data-bench="cdf" data-auroc="[^"]+" class="in-domain" data-in-domain="1">', cdf_row)
+    assert re.search(r'data-bench="ffpp" data-auroc="[^"]+" class="in-domain"', ff_row)
     assert cdf_row.count('data-in-domain="1"') == 1 and "&Dagger;" not in cdf_row  # FaceShifter is not cdf's
-    assert "&Dagger;" in re.search(r'data-benchmark="fsh".*?</td>', ff_row).group(0)
+    assert "&Dagger;" in re.search(r'data-bench="fsh".*?</td>', ff_row).group(0)
 
 
 def test_logistic_accuracy_per_benchmark_and_method(built):
@@ -267,3 +267,20 @@ def test_sections_render_visibly_in_headless_chromium(built, tmp_path):
         assert out[sid]["visible"] and out[sid]["height"] > 100 and out[sid]["rows"] == rows, (sid, out[sid])
     for sid, n in (("data-fraction", 2), ("paired-unpaired", 1)):
         assert len(out[sid]["svgs"]) == n and all(w > 200 and h > 150 for w, h in out[sid]["svgs"]), out[sid]
+
+
+def test_only_the_headline_has_model_benchmark_value_cells(built):
+    """Readers of the page (and the workflow test) take td[data-benchmark][data-value] as the headline's cells."""
+    cells = re.findall(r"<td ([^>]*data-benchmark=[^>]*data-value=[^>]*)>", built["html"])
+    pairs = [(re.search(r'data-model="([^"]+)"', c).group(1), re.search(r'data-benchmark="([^"]+)"', c).group(1))
+             for c in cells]
+    assert sorted(pairs) == sorted((e["model"], e["benchmark"]) for e in built["evals"])
+
+
+def test_the_ladder_keeps_the_models_alike_in_everything_but_its_steps():
+    from pipeline.report.experiments import _ladder
+
+    settings = {"lp": SETTINGS["linear_probe"], "full": BASE, "full_s2": SETTINGS["lnclip_df_s2"],
+                "paired_order": _merge(BASE, {"data": {"order": "paired"}}), "expand": _merge(BASE, {"slerp": {"expand_to": 1024}}),
+                "sgd": _merge(BASE, {"optim": {"name": "sgd"}}), "half": SETTINGS["lnclip_df_50pct"]}
+    assert _ladder(settings) == {"lp": "linear probe", "full": "LNCLIP-DF", "full_s2": "LNCLIP-DF"}

@@ -116,13 +116,17 @@ def _published_cells(r: str) -> list[dict]:
     return cells
 
 
+LADDER_KEYS = ("ln_tuning", "l2_norm", "loss", "slerp.enabled")  # what the ladder's steps change
+
+
 def _ladder(settings: dict) -> dict[str, str]:
-    """Model -> its step, for the models trained on all of one dataset: the one most of them train on
-    (the papers' ladder is trained on one dataset, FF++ c23)."""
+    """Model -> its step, for the steps trained on all of their data that agree in everything else
+    (seed aside); where models differ in more (another dataset, optimiser, order), those most of them
+    share."""
     steps = {m: r for m, s in settings.items() if (r := rung(s)) and _full_data(s)}
-    sets = [str(get(settings[m], "data", "dataset")) for m in steps]
-    main = max(sets, key=sets.count, default=None)
-    return {m: r for m, r in steps.items() if str(get(settings[m], "data", "dataset")) == main}
+    keys = {m: _key(settings[m], LADDER_KEYS) for m in steps}
+    main = max(keys.values(), key=list(keys.values()).count, default=None)
+    return {m: r for m, r in steps.items() if keys[m] == main}
 
 
 def ablation(settings: dict, ev: dict, benches: list[str], columns: dict) -> dict | None:
