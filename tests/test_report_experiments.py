@@ -284,3 +284,16 @@ def test_the_ladder_keeps_the_models_alike_in_everything_but_its_steps():
                 "paired_order": _merge(BASE, {"data": {"order": "paired"}}), "expand": _merge(BASE, {"slerp": {"expand_to": 1024}}),
                 "sgd": _merge(BASE, {"optim": {"name": "sgd"}}), "half": SETTINGS["lnclip_df_50pct"]}
     assert _ladder(settings) == {"lp": "linear probe", "full": "LNCLIP-DF", "full_s2": "LNCLIP-DF"}
+
+
+def test_published_rows_only_beside_the_papers_test_sets_and_shared_reals_from_the_config():
+    from pipeline.core.config import load
+
+    assert rows_for(["demo", "demo_shift"], {}) == []  # the demo runs none of the papers' test sets
+    rows = {r["row"]: r for r in rows_for(["ffpp_c23", "celebdf_v2"], {"celebdf_v2": "CDFv2"})}
+    assert rows["ForAda"]["values"] == {"ffpp_c23": None, "celebdf_v2": None} and rows["ForAda"]["mean"] == 91.5
+    assert rows["LNCLIP-DF"]["values"]["celebdf_v2"] == 96.5 and rows["LNCLIP-DF"]["mean"] == 94.2
+    datasets = load("config.yaml")["datasets"]
+    assert shares_reals(datasets, "ffpp_fsh", "ffpp_c23") and shares_reals(datasets, "ffpp_c23", "ffpp_fsh")
+    assert shares_reals(datasets, "ffpp_c23", "ffpp_c23")
+    assert not shares_reals(datasets, "celebdf_v2", "ffpp_c23") and not shares_reals(datasets, "dfd", "ffpp_c23")

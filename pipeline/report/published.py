@@ -77,10 +77,13 @@ def _row(entry: dict, values: dict) -> dict:
 
 
 def rows_for(benchmarks: list[str], columns: dict[str, str]) -> list[dict]:
-    """Published rows with a value for at least one of ``benchmarks`` or a mean of the paper's:
+    """Published rows with a value for at least one of ``benchmarks`` or a mean of the paper's, when
+    at least one of ``benchmarks`` is one of the papers' test sets (none otherwise, as for the demo):
     ``{row, source, source_text, values, mean, rung, digits}`` with ``values`` keyed by our benchmark
     names (None where the paper has no number)."""
     out = []
+    if not any(columns.get(b) in COLUMNS for b in benchmarks):
+        return out
     for entry in PUBLISHED:
         values = {b: entry["values"].get(columns.get(b)) for b in benchmarks}
         if any(v is not None for v in values.values()) or entry.get("mean") is not None:
