@@ -284,6 +284,7 @@ def test_per_method_and_data_sections(built):
     assert re.search(r"epochs in the log</th><td class=.left wrap.>4 \(0\u20133\)</td>", tr)
     assert re.search(r"last step</th><td class=.left wrap.>199</td>", tr)
     assert "train-warning" not in tr
+    assert 'class="experiment"' not in html  # training configs that name no ladder setting: no experiment section
     assert "abc1234 (dirty)" in html and "ab" * 32 in html and f"<td class=\"left\">{np.__version__}</td>" in html
 
 

@@ -53,8 +53,8 @@ def groups(settings: dict[str, dict], drop: tuple[str, ...], value) -> list[list
 
 def rung(s: dict) -> str | None:
     """The ladder step of a trained model's settings, or None when they are none of them."""
-    if s.get("kind", "train") != "train":
-        return None
+    if s.get("kind", "train") != "train" or "ln_tuning" not in s or "l2_norm" not in s:
+        return None  # settings that do not say: no step
     unal = (get(s, "loss", "alignment") or 0) > 0 or (get(s, "loss", "uniformity") or 0) > 0
     slerp, ln, l2 = bool(get(s, "slerp", "enabled")), bool(s.get("ln_tuning")), bool(s.get("l2_norm"))
     if not ln:

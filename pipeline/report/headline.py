@@ -29,7 +29,7 @@ def _row(ev: dict, model: str, benches: list[str], color: str) -> dict:
     mean = float(np.mean(vals)) if vals else None
     wo = [c["auroc"] for c in cells if c["auroc"] is not None and not c["in_domain"] and not c["shares_reals"]]
     return {"model": model, "color": color, "cells": cells, "mean": mean,
-            "mean_wo": float(np.mean(wo)) if wo else None, "mean_wo_text": pct(float(np.mean(wo)) if wo else None),
+            "mean_wo_value": f"{100.0 * np.mean(wo):.6g}" if wo else "", "mean_wo_text": pct(float(np.mean(wo)) if wo else None),
             "mean_value": f"{100.0 * mean:.6g}" if mean is not None else "",
             "mean_text": pct(mean) + ("*" if mean is not None and len(vals) < len(cross) else ""),
             "mean_n": len(vals), "mean_best": False, "mean_complete": len(vals) == len(cross),
