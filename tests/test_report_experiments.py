@@ -8,9 +8,11 @@ import copy
 import json
 import re
 from html import unescape
+from pathlib import Path
 
 import numpy as np
 import pytest
+from test_report import CHROMIUM, _chromium, _console_errors, _frames_of, _page_requests, _scores, _train_log
 
 from pipeline.evaluation.benchmark import evaluate_model
 from pipeline.report import build_report
@@ -18,7 +20,6 @@ from pipeline.report.data_experiments import fraction_section
 from pipeline.report.experiments import rung
 from pipeline.report.published import PUBLISHED, rows_for
 from pipeline.report.workflow import shares_reals
-from test_report import CHROMIUM, _chromium, _console_errors, _frames_of, _page_requests, _scores, _train_log
 
 BASE = {"kind": "train", "weights": "clip", "ln_tuning": True, "l2_norm": True,
         "loss": {"label_smoothing": 0.1, "alignment": 0.1, "uniformity": 0.5}, "slerp": {"enabled": True, "expand_to": None},
@@ -122,8 +123,8 @@ def test_ablation_rows_our_means_and_both_papers(built):
     assert float(re.search(r'data-rung-mean="([^"]+)"', full).group(1)) == pytest.approx(100 * want, abs=1e-4)
     cdf = np.mean([_auroc(built, m, "cdf") for m in ("lnclip_df", "lnclip_df_s2")])
     assert re.search(r'data-rung-cdf="1">([^<]+)<', full).group(1) == f"{100 * cdf:.2f}"
-    published = dict(((s, c), v) for s, c, v in re.findall(
-        r'data-source="([^"]+)" data-column="([^"]+)" data-published-value="([^"]+)"', full))
+    published = {(s, c): v for s, c, v in re.findall(
+        r'data-source="([^"]+)" data-column="([^"]+)" data-published-value="([^"]+)"', full)}
     assert published == {("arXiv 2508.06248, ablation", "mean"): "92.8", ("arXiv 2508.06248, ablation", "CDFv2"): "96.5",
                          ("arXiv 2503.19683, ablation", "CDFv2"): "96.62"}
     lp = dict(rows)["linear probe"]
@@ -151,7 +152,7 @@ def test_data_fraction_plots_and_table(built):
 
 
 def test_data_fraction_points_are_the_plotted_means(built):
-    ev = {(e["model"], e["benchmark"]): {**e, "metrics": json.loads(open(e["metrics_path"]).read())}
+    ev = {(e["model"], e["benchmark"]): {**e, "metrics": json.loads(Path(e["metrics_path"]).read_text())}
           for e in built["evals"]}
     sec = fraction_section(SETTINGS, ev, list(BENCHES))
     full = next(g for g in sec["groups"] if g["label"] == "LNCLIP-DF")

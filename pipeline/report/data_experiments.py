@@ -7,11 +7,10 @@ from pathlib import Path
 
 import polars as pl
 
-from .experiments import (DATASET_KEYS, SUBSET_TEXT, cross_mean, fraction, groups, labels, mean_of, subset)
+from .experiments import DATASET_KEYS, SUBSET_TEXT, cross_mean, fraction, groups, labels, mean_of, subset
 from .figures import lines_figure
 from .training import _series, _split
-from .util import get, num, pct
-from .util import slug as _slug
+from .util import get, num, pct, slug
 
 FRACTION_X = "share of the training videos (data.fraction)"
 
@@ -84,7 +83,7 @@ def subset_section(settings: dict, ev: dict, benches: list[str], logs: dict, sty
         names = {m: f"{m} ({SUBSET_TEXT.get(subset(settings[m]), subset(settings[m]))})" for m in g}
         rows = [_model_row(ev, m, benches, subset=SUBSET_TEXT.get(subset(settings[m]), str(subset(settings[m]))))
                 for m in g]
-        out.append({"label": lab, "slug": f"{k}-{_slug(lab)}", "rows": rows,
+        out.append({"label": lab, "slug": f"{k}-{slug(lab)}", "rows": rows,
                     "svg": _curves(f"subset-{k}", g, names, logs, styles)})
     return out
 

@@ -146,5 +146,6 @@ def ablation(settings: dict, ev: dict, benches: list[str], columns: dict) -> dic
     for r in rows:
         by = {(p["source"], p["column"]): p for p in r["published"]}
         r["published"] = [by.get(h) for h in heads]
-    return {"rows": rows, "cdf": cdf, "dataset": str(get(settings[rows[0]["models"][0]], "data", "dataset")), "heads": [{"source": s, "column": c} for s, c in heads],
+    return {"rows": rows, "cdf": cdf, "dataset": str(get(settings[rows[0]["models"][0]], "data", "dataset")),
+            "heads": [{"source": s, "column": c} for s, c in heads],
             "sources": list(dict.fromkeys(p["source_text"] for r in rows for p in r["published"] if p))}
