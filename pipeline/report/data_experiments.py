@@ -65,7 +65,8 @@ def _curves(prefix: str, models: list[str], names: dict, logs: dict, styles: dic
     st = {names[m]: styles[m] for m in models if m in styles}
     return lines_figure(prefix, [
         {"title": "train loss", "xlabel": "step", "ylabel": "total loss", "series": loss, "markers": False},
-        {"title": "validation video AUROC", "xlabel": "epoch (as in the log)", "ylabel": "AUROC (%)", "series": val}],
+        {"title": "validation video AUROC", "xlabel": "epoch (as in the log)", "ylabel": "AUROC (%)", "series": val,
+         "integer_x": True}],
         st)
 
 

@@ -167,12 +167,14 @@ def _lines_panel(ax, panel: dict, styles: dict) -> None:
         ax.plot(s["x"], s["y"], color=st["color"], ls=st["ls"], marker=st["marker"] if panel.get("markers", True)
                 else None, ms=4, lw=1.4, label=s["label"])
     ax.set(title=panel["title"], xlabel=panel["xlabel"], ylabel=panel["ylabel"])
+    if panel.get("integer_x"):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if panel["series"]:
         ax.legend(loc="best")
 
 
 def lines_figure(prefix: str, panels: list[dict], styles: dict | None = None) -> Markup:
-    """One panel per ``{title, xlabel, ylabel, series: [{label, x, y}], markers}``, side by side; a
+    """One panel per ``{title, xlabel, ylabel, series: [{label, x, y}], markers, integer_x}``, side by side; a
     series takes the style of the model it is named after when ``styles`` has one."""
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(3.8 * len(panels), 3.0))
