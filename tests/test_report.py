@@ -284,6 +284,7 @@ def test_per_method_and_data_sections(built):
     assert re.search(r"epochs in the log</th><td class=.left wrap.>4 \(0\u20133\)</td>", tr)
     assert re.search(r"last step</th><td class=.left wrap.>199</td>", tr)
     assert "train-warning" not in tr
+    assert 'class="experiment"' not in html  # training configs that name no ladder setting: no experiment section
     assert "abc1234 (dirty)" in html and "ab" * 32 in html and f"<td class=\"left\">{np.__version__}</td>" in html
 
 
@@ -500,7 +501,9 @@ def test_metrics_csv_values_equal_metrics_json(built):
 def test_published_numbers_beside_ours_and_marked(built):
     html = built["html"]
     rows = re.findall(r'<tr class="published" data-published="([^"]+)">(.*?)</tr>', html, re.S)
-    assert [r[0] for r in rows] == ["linear probing", "LN-tuning", "LN-tuning + L2 norm", "full method", "LNCLIP-DF"]
+    assert [r[0] for r in rows] == ["linear probing", "LN-tuning", "LN-tuning + L2 norm", "full method", "LNCLIP-DF",
+                                    "ForAda", "Effort", "ladder: linear probe", "ladder: LN", "ladder: LN + L2",
+                                    "ladder: LN + L2 + UnAl", "ladder: LNCLIP-DF"]
     full = dict(rows)["full method"]
     assert 'data-published-benchmark="CDFv2" data-published-value="96.62">96.62<' in full
     assert 'data-published-benchmark="FF++ &amp; DFD" data-published-value="">' in full  # no published column

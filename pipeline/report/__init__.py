@@ -11,10 +11,16 @@ best of a column and ``tr.published`` rows; ``section#bench-{slug}`` per benchma
 ``figure.roc`` / ``figure.hist`` and ``table.per-method`` / ``table.metrics``;
 ``section#robustness`` with ``figure.robustness[data-benchmark]``; ``table#data-table``
 (``tr[data-dataset]``); ``section#train-{slug}`` per trained model (``.train-warning`` when its
-checkpoint is at or below chance); ``section#provenance``.
+checkpoint is at or below chance); ``section#provenance``. Benchmarks sharing real videos with a
+model's training data: ``td[data-shares-reals]``, ``td.mean-wo[data-mean-wo]``, ``p#shared-note``;
+published means ``td[data-published-mean]``. Experiment sections (when the models call for them):
+``section#ablation`` (``tr[data-rung]``), ``section#data-fraction`` (``figure.fraction[data-metric]``,
+``tr[data-group][data-fraction]``), ``section#paired-unpaired``, ``section#train-elsewhere``,
+``section#clip-logreg``; their cells carry ``data-bench`` / ``data-auroc``, never the headline's
+``data-benchmark`` / ``data-value``.
 
 Modules: ``build`` (the page), ``headline``, ``benchmarks``, ``robust``, ``training``,
-``datastats``, ``provenance_section`` (its sections), ``figures`` (SVG), ``published`` (the papers'
+``datastats``, ``provenance_section``, ``experiments`` and ``data_experiments`` (its sections), ``figures`` (SVG), ``published`` (the papers'
 numbers), ``tidy`` (``metrics.csv``), ``workflow`` (gathering a config's outputs).
 """
 

@@ -13,7 +13,9 @@ from . import robust
 from .benchmarks import METRIC_ROWS, bench_section
 from .datastats import dataset_rows
 from .figures import model_styles
-from .headline import headline_rows, published_rows
+from .data_experiments import elsewhere_section, fraction_section, logistic_section, subset_section
+from .experiments import ablation
+from .headline import headline_rows, published_rows, shared_benchmarks
 from .provenance_section import provenance_context
 from .tidy import write_metrics_csv
 from .training import training_section
@@ -47,6 +49,17 @@ def _reduce_text(ev: dict) -> str:
     return " / ".join(sorted(found)) or "mean"
 
 
+def _experiments(settings: dict, ev: dict, benches: list[str], columns: dict, trainings: list[dict],
+                 styles: dict) -> dict:
+    """The sections inferred from the models' settings (``experiments``, ``data_experiments``)."""
+    logs = {str(t["model"]): t.get("log_path") for t in trainings}
+    return {"ablation": ablation(settings, ev, benches, columns),
+            "fraction": fraction_section(settings, ev, benches),
+            "subsets": subset_section(settings, ev, benches, logs, styles),
+            "elsewhere": elsewhere_section(settings, ev, benches),
+            "logistic": logistic_section(settings, ev, benches)}
+
+
 def build_report(
     out_html,
     *,
@@ -58,6 +71,8 @@ def build_report(
     demo: bool,
     robustness: list[dict] = (),
     published: list[dict] = (),
+    settings: dict | None = None,
+    published_columns: dict | None = None,
     out_csv=None,
 ) -> dict:
     """Write the self-contained HTML report to ``out_html`` (and ``metrics.csv`` to ``out_csv``).
@@ -68,7 +83,11 @@ def build_report(
     (``evaluate_robustness`` outputs). ``published``: ``pipeline.report.published.rows_for`` rows.
     ``datasets``: ``{"name", "stats_path", "checksums"}`` (checksums: a dict, or a JSON /
     ``sha256sum``-style file). ``trainings``: ``{"model", "log_path", "config"[, "adapter"]}``.
-    ``provenance``: see :func:`provenance_context`.
+    ``provenance``: see :func:`provenance_context`. ``settings``: model -> its full settings
+    (``model_config``; default: the trainings' ``config``), from which the experiment sections are
+    inferred. ``published_columns``: benchmark -> published column (``published.columns_of``).
+    An evaluation may carry ``shares_reals`` (its benchmark shares real videos with the model's
+    training data): marked in the headline, counted in the mean, and a mean without them is shown.
 
     Returns the page's path and size, the seconds taken, the models and the benchmarks.
     """
@@ -79,10 +98,15 @@ def build_report(
     bslugs, mslugs = unique_slugs(benches), unique_slugs(models)
     robust_entries = robust.load(list(robustness))
     data_rows, reasons = dataset_rows(datasets)
+    auroc_rows = headline_rows(ev, models, benches, styles)
+    if settings is None:
+        settings = {str(t["model"]): t["config"] for t in trainings if isinstance(t.get("config"), dict)}
+    settings = {m: settings[m] for m in models if m in settings}
     html = _render({
         "title": title, "demo": bool(demo), "demo_text": DEMO_TEXT, "dash": DASH, "benchmarks": benches,
         "incomplete": {b: e["incomplete"] for (_, b), e in ev.items() if e.get("incomplete")},
-        "auroc_rows": headline_rows(ev, models, benches, styles),
+        "auroc_rows": auroc_rows, "shared_benches": shared_benchmarks(auroc_rows, benches),
+        "experiments": _experiments(settings, ev, benches, dict(published_columns or {}), list(trainings), styles),
         "published_rows": published_rows(list(published), benches),
         "bench_sections": [bench_section(b, bslugs[b], models, ev, styles) for b in benches],
         "metric_labels": dict(METRIC_ROWS),

@@ -158,3 +158,27 @@ def robustness_figure(prefix: str, kinds: dict[str, list[dict]], styles: dict) -
             ax.set_visible(False)
         fig.tight_layout()
         return fig_to_svg(fig, prefix)
+
+
+def _lines_panel(ax, panel: dict, styles: dict) -> None:
+    for k, s in enumerate(panel["series"]):
+        st = styles.get(s["label"]) or {"color": matplotlib.colormaps["tab10"](k % 10), "ls": LINESTYLES[k % 6],
+                                        "marker": MARKERS[k % len(MARKERS)]}
+        ax.plot(s["x"], s["y"], color=st["color"], ls=st["ls"], marker=st["marker"] if panel.get("markers", True)
+                else None, ms=4, lw=1.4, label=s["label"])
+    ax.set(title=panel["title"], xlabel=panel["xlabel"], ylabel=panel["ylabel"])
+    if panel.get("integer_x"):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if panel["series"]:
+        ax.legend(loc="best")
+
+
+def lines_figure(prefix: str, panels: list[dict], styles: dict | None = None) -> Markup:
+    """One panel per ``{title, xlabel, ylabel, series: [{label, x, y}], markers, integer_x}``, side by side; a
+    series takes the style of the model it is named after when ``styles`` has one."""
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(3.8 * len(panels), 3.0))
+        for ax, panel in zip(fig.subplots(1, len(panels), squeeze=False).flat, panels):
+            _lines_panel(ax, panel, styles or {})
+        fig.tight_layout()
+        return fig_to_svg(fig, prefix)

@@ -1,5 +1,9 @@
 """The headline table: video AUROC (%) per model x benchmark, the cross-dataset mean, the best per
-column marked, and the papers' published numbers as separate, marked rows."""
+column marked, and the papers' published numbers as separate, marked rows.
+
+A benchmark that shares its real videos with the model's training data without being its training
+dataset (FaceShifter beside FF++ c23) counts in the mean, as the papers count it among their
+cross-dataset benchmarks; it is marked, and ``mean_wo`` is the mean without such benchmarks."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ def _cell(ev: dict, model: str, bench: str) -> dict:
     a = get(e, "metrics", "video", "auroc") if e else None
     in_domain = bool(e and e.get("in_domain"))
     return {"benchmark": bench, "in_domain": in_domain, "auroc": a if finite(a) else None,
+            "shares_reals": bool(e and e.get("shares_reals")) and not in_domain,
             "value": f"{100.0 * a:.6g}" if finite(a) else "", "text": pct(a) if e else "",
             "ci": ci_text(get(e, "metrics", "video", "auroc_ci")) if e else "", "missing": e is None, "best": False}
 
@@ -22,7 +27,9 @@ def _row(ev: dict, model: str, benches: list[str], color: str) -> dict:
     vals = [c["auroc"] for c in cells if c["auroc"] is not None and not c["in_domain"]]
     cross = [c for c in cells if not c["in_domain"]]
     mean = float(np.mean(vals)) if vals else None
+    wo = [c["auroc"] for c in cells if c["auroc"] is not None and not c["in_domain"] and not c["shares_reals"]]
     return {"model": model, "color": color, "cells": cells, "mean": mean,
+            "mean_wo_value": f"{100.0 * np.mean(wo):.6g}" if wo else "", "mean_wo_text": pct(float(np.mean(wo)) if wo else None),
             "mean_value": f"{100.0 * mean:.6g}" if mean is not None else "",
             "mean_text": pct(mean) + ("*" if mean is not None and len(vals) < len(cross) else ""),
             "mean_n": len(vals), "mean_best": False, "mean_complete": len(vals) == len(cross),
@@ -48,13 +55,22 @@ def headline_rows(ev: dict, models: list[str], benches: list[str], styles: dict)
     return rows
 
 
+def shared_benchmarks(rows: list[dict], benches: list[str]) -> list[str]:
+    """The benchmarks that share real videos with some model's training data (outside its training set)."""
+    return [b for j, b in enumerate(benches) if any(r["cells"][j]["shares_reals"] for r in rows)]
+
+
+def _published_cell(v, digits: int) -> dict:
+    return {"value": "" if v is None else f"{v:.6g}", "text": "" if v is None else f"{v:.{digits}f}"}
+
+
 def published_rows(published: list[dict], benches: list[str]) -> list[dict]:
-    """Rows of the papers' numbers in the headline's columns (``published.rows_for``), never marked best."""
+    """Rows of the papers' numbers in the headline's columns (``published.rows_for``), never marked best;
+    ``mean`` is the paper's own mean over its own benchmark set where it gives one."""
     out = []
     for p in published:
-        vals = {b: p["values"].get(b) for b in benches}
-        cells = [{"benchmark": b, "value": "" if vals[b] is None else f"{vals[b]:.6g}",
-                  "text": "" if vals[b] is None else f"{vals[b]:.2f}"} for b in benches]
+        digits = p.get("digits", 2)
+        cells = [{"benchmark": b, **_published_cell(p["values"].get(b), digits)} for b in benches]
         out.append({"row": p["row"], "source": p["source"], "source_text": p.get("source_text", p["source"]),
-                    "cells": cells})
+                    "cells": cells, "mean": _published_cell(p.get("mean"), digits)})
     return out

@@ -18,6 +18,16 @@ def _incomplete_copy(stats_path: str, split: str) -> str | None:
     return "; ".join(msgs) or None
 
 
+def shares_reals(datasets: dict, bench_dataset: str, train_dataset: str) -> bool:
+    """Whether a benchmark's dataset and a model's training dataset hold the same real videos: the same
+    dataset, or one made from the other's download (``source: {dataset: ...}``, like FaceShifter
+    beside FF++ c23), or both made from a third."""
+    def root(name: str) -> str:
+        return (datasets.get(name, {}).get("source") or {}).get("dataset") or name
+
+    return root(bench_dataset) == root(train_dataset)
+
+
 class _Gather:
     """The paths of one config's outputs; ``have`` raises for a missing one when ``require_all``."""
 
@@ -38,9 +48,11 @@ class _Gather:
 
     def evaluations(self) -> list[dict]:
         # A benchmark on the dataset a model trained on is in-domain: shown, marked, left out of its mean.
-        L, benches = self.L, self.config["benchmarks"]
+        # One that shares its real videos with it (FaceShifter) is marked and counted, as in the papers.
+        L, benches, ds = self.L, self.config["benchmarks"], self.config["datasets"]
         return [{"model": m, "benchmark": b, "metrics_path": L.metrics(m, b), "scores_path": L.scores(m, b),
                  "in_domain": benches[b]["dataset"] == self.model_cfg[m]["data"]["dataset"],
+                 "shares_reals": shares_reals(ds, benches[b]["dataset"], self.model_cfg[m]["data"]["dataset"]),
                  "incomplete": _incomplete_copy(L.stats(benches[b]["dataset"]), benches[b]["split"])}
                 for m in self.models for b in self.benchmarks if self.have(L.metrics(m, b)) and self.have(L.scores(m, b))]
 
@@ -96,6 +108,7 @@ def report_from_workflow(out_html, config: dict, *, require_all: bool = True, cs
     bench_cols = published.columns_of(config)
     return build_report(out_html, evaluations=g.evaluations(), datasets=g.datasets(), trainings=g.trainings(),
                         provenance=provenance, robustness=g.robustness(),
-                        published=published.rows_for(g.benchmarks, bench_cols),
+                        published=published.rows_for(g.benchmarks, bench_cols), settings=g.model_cfg,
+                        published_columns=bench_cols,
                         out_csv=csv if csv is not None else Path(out_html).with_name("metrics.csv"),
                         title=config["report"]["title"], demo=config["demo"])  # defaults: the schema's
