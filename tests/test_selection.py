@@ -273,3 +273,52 @@ def test_selection_settings_the_schema_cannot_check_are_refused(repo):
     with pytest.raises(pconfig.ConfigError, match=r"models\.logistic\.data\.val_sets: max_videos applies to "
                                                   r"gradient-trained models only"):
         selection.check_config(cfg)
+
+
+def test_the_report_states_the_selection_in_words():
+    from pipeline.report.training import disjointness_text, selection_text
+
+    sel = {"epoch": 7, "epochs": 10, "metric": "video_ap", "tiebreak": "video_auroc", "ties": "later epoch",
+           "val_sets": [{"name": "ffpp_c23/val", "videos": 140, "real": 70, "fake": 70, "max_videos": None},
+                        {"name": "deepspeak_v1_heldout/train", "videos": 400, "real": 200, "fake": 200,
+                         "max_videos": 400}]}
+    assert selection_text(sel) == (
+        "epoch 7 of 10 (numbered from 0), by the mean video AP on ffpp_c23/val (140 videos: 70 real + 70 fake), "
+        "deepspeak_v1_heldout/train (400 videos: 200 real + 200 fake; a sample of at most 400); ties \u2192 video "
+        "AUROC, then the later epoch")
+    one = {**sel, "metric": "video_auroc", "tiebreak": None, "val_sets": sel["val_sets"][:1]}
+    assert selection_text(one).endswith("by video AUROC on ffpp_c23/val (140 videos: 70 real + 70 fake); ties \u2192 "
+                                        "the later epoch")
+    assert selection_text({"epoch": 14, "epochs": 15, "metric": "last"}) == (
+        "epoch 14 of 15 (numbered from 0): the last one (select_metric: last)")
+    assert selection_text(None) is None and disjointness_text(None) is None
+    record = {"checked_against": [{"role": "training", "dataset": "demo", "split": "train", "videos": 64},
+                                  {"role": "demo", "dataset": "demo", "split": "test", "videos": 40}],
+              "identities": list(selection.IDENTITIES)}
+    assert disjointness_text(record) == (
+        "none of the validation videos is among: the training split (demo/train, 64 videos), benchmark demo "
+        "(demo/test, 40 videos) (compared by dataset root + video id, resolved file, content fingerprint (size, "
+        "first and last MiB))")
+
+
+def test_the_training_section_shows_the_selection_and_what_it_was_checked_against(tmp_path):
+    import re
+
+    from pipeline.report.build import build_report
+
+    rows = [{"kind": "val", "epoch": e, "step": e, "video_auroc": 0.9, "video_ap": 0.8, "frame_auroc": 0.7}
+            for e in range(3)]
+    pl.DataFrame(rows).write_parquet(tmp_path / "log.parquet")
+    sel = {"epoch": 2, "epochs": 3, "metric": "video_auroc", "tiebreak": None, "ties": "later epoch",
+           "val_sets": [{"name": "demo/val", "videos": 16, "real": 8, "fake": 8, "max_videos": None}]}
+    adapter = {"path": "a.safetensors", "meta": {"best_epoch": 2, "selected_by": "video_auroc", "selection": sel}}
+    record = {"checked_against": [{"role": "training", "dataset": "demo", "split": "train", "videos": 64}],
+              "identities": ["dataset root + video id"]}
+    build_report(tmp_path / "r.html", evaluations=[], datasets=[], provenance={}, title="t", demo=False,
+                 trainings=[{"model": "m", "log_path": str(tmp_path / "log.parquet"), "config": {}, "adapter": adapter,
+                             "selection": record}])
+    sec = re.search(r'<section id="train-m".*?</section>', (tmp_path / "r.html").read_text(), re.S).group(0)
+    assert ("checkpoint selection</th><td class=\"left wrap\">epoch 2 of 3 (numbered from 0), by video AUROC on "
+            "demo/val (16 videos: 8 real + 8 fake); ties \u2192 the later epoch</td>") in sec
+    assert ("validation videos checked</th><td class=\"left wrap\">none of the validation videos is among: the "
+            "training split (demo/train, 64 videos) (compared by dataset root + video id)</td>") in sec
