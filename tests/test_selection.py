@@ -322,3 +322,93 @@ def test_the_training_section_shows_the_selection_and_what_it_was_checked_agains
             "demo/val (16 videos: 8 real + 8 fake); ties \u2192 the later epoch</td>") in sec
     assert ("validation videos checked</th><td class=\"left wrap\">none of the validation videos is among: the "
             "training split (demo/train, 64 videos) (compared by dataset root + video id)</td>") in sec
+
+
+# ---------------------------------------------------------------------------- config.yaml's example
+
+
+def uncommented_example(text: str) -> str:
+    """config.yaml with its out-of-domain selection example on: the held-out dataset entries, the model
+    block and the benchmarks they are held out from."""
+    lines, out, in_model = text.splitlines(), [], False
+    for line in lines:
+        on = line.startswith("  # lnclip_df_ood:") or (in_model and line.startswith("  #   "))
+        in_model = on and (in_model or line.startswith("  # lnclip_df_ood:"))
+        heldout = line.startswith(("  # celebdf_v2_heldout:", "  # deepspeak_v1_heldout:", "  # deepspeak_v2_heldout:",
+                                   "  # ffiw_heldout:"))
+        bench = line.startswith(("  # deepspeak_v1: {dataset", "  # deepspeak_v2: {dataset", "  # ffiw: {dataset"))
+        out.append(line.replace("  # ", "  ", 1) if on or heldout or bench else line)
+    return "\n".join(out) + "\n"
+
+
+def example_trees(root: Path) -> None:
+    """Tiny copies, in their official layouts, of every dataset the example reads; every file has its own
+    bytes (the check compares content)."""
+    def put(rel: str) -> None:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(f"not a video: {rel}".encode())
+
+    ff = "resources/datasets/ffpp_c23/ff-c23/FaceForensics++_C23"
+    for a, b in (("071", "054"), ("720", "672"), ("953", "974")):  # a train, a val and a test pair
+        for vid in (a, b):
+            put(f"{ff}/original/{vid}.mp4")
+        for folder in ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter"):
+            put(f"{ff}/{folder}/{a}_{b}.mp4")
+            put(f"{ff}/{folder}/{b}_{a}.mp4")
+    cdf = "resources/manual/Celeb-DF-v2"
+    for rel in ("Celeb-real/id0_0000.mp4", "YouTube-real/00001.mp4", "Celeb-synthesis/id0_id1_0000.mp4",
+                "Celeb-real/id2_0003.mp4", "YouTube-real/00009.mp4", "Celeb-synthesis/id2_id3_0003.mp4"):
+        put(f"{cdf}/{rel}")
+    (root / cdf / "List_of_testing_videos.txt").write_text(
+        "1 Celeb-real/id0_0000.mp4\n1 YouTube-real/00001.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n")
+    for ds in ("deepspeak_v1_1", "deepspeak_v2"):
+        for split in ("train", "test"):
+            for rel in ("real/p001.mp4", "real/p002.mp4", "fake/facefusion/p001.mp4", "fake/memo/p002.mp4"):
+                put(f"resources/manual/{ds}/{split}/{rel}")
+    for side in ("source", "target"):
+        for theirs in ("train", "val"):
+            for n in ("00001", "00002"):
+                put(f"resources/manual/FFIW10K-v1-release/{side}/{theirs}/videos/{n}.mp4")
+
+
+def test_the_config_example_of_out_of_domain_selection_works_on_its_datasets_layouts(repo, tmp_path, monkeypatch):
+    import yaml
+
+    from pipeline.core import layout
+    from pipeline.datasets import index
+
+    text = uncommented_example((repo / "config.yaml").read_text())
+    config = pconfig.validate_config(yaml.safe_load(text))
+    pconfig.check_config(config)
+    selection.check_config(config)
+    ood = pconfig.model_config(config, "lnclip_df_ood")
+    assert (ood["select_metric"], ood["select_tiebreak"]) == ("video_ap", "video_auroc")
+    assert pconfig.val_sets(ood) == [(f"{ds}_heldout", "train") for ds in ("celebdf_v2", "deepspeak_v1",
+                                                                         "deepspeak_v2", "ffiw")]
+    assert {"deepspeak_v1", "deepspeak_v2", "ffiw"} <= set(config["benchmarks"])
+    monkeypatch.chdir(tmp_path)
+    example_trees(tmp_path)
+    videos = {}
+    for ds, splits in pconfig.dataset_splits(config).items():
+        entry = config["datasets"][ds]
+        out = tmp_path / "results" / ds / "videos.parquet"
+        index.build_index(ds, entry["adapter"], layout.dataset_root(config, ds), entry["options"], out, chunk_size=8)
+        videos[ds] = str(out)
+    for model in selection.selected(config):
+        record = check_selection(selection.spec(config, model), videos, tmp_path / f"{model}.json")
+        assert record["overlaps"] == 0 and all(v["videos"] > 0 and v["real"] and v["fake"] for v in record["val_sets"])
+    record = check_selection(selection.spec(config, "lnclip_df_ood"), videos, tmp_path / "ood.json")
+    assert {(v["dataset"], v["videos"]) for v in record["val_sets"]} == {
+        ("celebdf_v2_heldout", 3), ("deepspeak_v1_heldout", 4), ("deepspeak_v2_heldout", 4), ("ffiw_heldout", 4)}
+    assert {c["role"] for c in record["checked_against"]} == {"training", *config["benchmarks"]}
+    # the same files under the benchmarks' own entries (no held-out split) would be refused
+    config["datasets"]["celebdf_v2_heldout"]["options"] = {"splits": ["test", "train"]}
+    out = tmp_path / "results/celebdf_v2_heldout/videos.parquet"
+    index.build_index("celebdf_v2_heldout", "celebdf", layout.dataset_root(config, "celebdf_v2"),
+                      {"splits": ["test", "train"]}, out, chunk_size=8)
+    spec = selection.spec(config, "lnclip_df_ood")
+    spec["val_sets"][0]["split"] = "test"
+    with pytest.raises(SelectionError, match=r"validation set celebdf_v2_heldout/test shares 3 of its 3 videos with "
+                                             r"benchmark celebdf_v2's test videos \(celebdf_v2/test\) \(same content, "
+                                             r"file, id\)"):
+        check_selection(spec, videos, tmp_path / "refused.json")
