@@ -4,8 +4,8 @@ training nor test videos (by dataset root + id, by resolved file, by content).""
 
 from __future__ import annotations
 
+import json
 import math
-import os
 from pathlib import Path
 
 import polars as pl
@@ -412,3 +412,40 @@ def test_the_config_example_of_out_of_domain_selection_works_on_its_datasets_lay
                                              r"benchmark celebdf_v2's test videos \(celebdf_v2/test\) \(same content, "
                                              r"file, id\)"):
         check_selection(spec, videos, tmp_path / "refused.json")
+
+
+# ---------------------------------------------------------------------------- the rule, in the workflow
+
+
+@pytest.mark.slow
+def test_the_selection_job_refuses_a_model_validating_on_a_benchmarks_test_videos(tmp_path, repo):
+    """On a small demo: a clean model's check writes its record; a model validating on the demo's test
+    videos through a second dataset entry fails its check, naming it (its training, which takes the check
+    as input, cannot start). Only downloads, indexes and the checks run."""
+    import yaml
+
+    from test_workflow import copy_workflow, snakemake
+
+    work = copy_workflow(repo, tmp_path)
+    cfg = yaml.safe_load((work / "config/demo.yaml").read_text())
+    cfg["datasets"]["demo"]["source"]["demo"]["counts"] = {"train": 4, "val": 4, "test": 4}
+    cfg["datasets"]["demo_shift"]["source"]["demo"]["counts"] = {"test": 4}
+    cfg["datasets"]["demo_copy"] = {"adapter": "csv", "source": {"dataset": "demo"}}
+    cfg["models"] = {"clean": {}, "peek": {"select_metric": "video_auroc",
+                                           "data": {"val_sets": [{"dataset": "demo_copy", "split": "test"}]}}}
+    cfg["robustness"]["models"] = ["clean"]
+    (work / "config/small.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(work, "--configfile=config/small.yaml", "--cores", "2", "--keep-going",
+                     "results/demo/models/clean/selection.json", "results/demo/models/peek/selection.json",
+                     check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert ("model peek: validation set demo_copy/test shares 8 of its 8 videos with benchmark demo's test videos "
+            "(demo/test) (same content, file, id)") in out
+    assert not (work / "results/demo/models/peek/selection.json").exists()
+    assert "Training" not in out and "faces" not in out
+    record = json.loads((work / "results/demo/models/clean/selection.json").read_text())
+    assert record["val_sets"] == [{"dataset": "demo", "split": "val", "max_videos": None, "seed": 0, "listed": 8,
+                                   "videos": 8, "real": 4, "fake": 4}]
+    assert [(c["role"], c["videos"]) for c in record["checked_against"]] == [
+        ("training", 8), ("demo", 8), ("demo_shift", 9)]  # counts per class; demo_shift: and its unreadable video
