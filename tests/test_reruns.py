@@ -151,3 +151,20 @@ def test_adding_a_benchmark_reruns_the_selection_check_but_no_training(real):
     (real / "config/more.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     jobs = plan(real, "--configfile=config/more.yaml")
     assert jobs == {"download_dataset": 1, "index": 1, "manifest": 1, "selection": 2, "evaluate": 2, "report": 1}
+
+
+def test_a_missing_selection_record_is_named_and_running_the_check_alone_keeps_the_model(real):
+    """A refused (then fixed) or deleted check leaves no record; Snakemake would retrain with it. The plan
+    says so, and running the check alone first keeps the adapter."""
+    record = real / "results/models/lnclip_df/selection.json"
+    record.unlink()
+    cfg = yaml.safe_load((real / "config.yaml").read_text())
+    cfg["report"]["title"] = "another title"  # the report reruns, and wants every record
+    (real / "config/title.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(real, "-n", "--configfile=config/title.yaml", "--cores", "2", TARGET)
+    assert ("results/models/lnclip_df/selection.json is missing (a refused or deleted check): once the check runs, "
+            "lnclip_df is retrained; to keep its adapter, run `snakemake results/models/lnclip_df/selection.json` "
+            "(same config) first") in proc.stdout + proc.stderr
+    snakemake(real, "--configfile=config/title.yaml", "--cores", "1", "results/models/lnclip_df/selection.json")
+    assert json.loads(record.read_text())["overlaps"] == 0
+    assert plan(real, "--configfile=config/title.yaml") == {"report": 1}

@@ -164,12 +164,27 @@ def selection_rows(wildcards):
 
 def train_selection(wildcards):
     """A gradient-trained model's selection check, as ancient(): rerunning the cheap check (a new
-    benchmark) never retrains; a failing check stops the training."""
-    return (
-        [ancient(selection_file(wildcards.model))]
-        if wildcards.model in SELECTED
-        else []
-    )
+    benchmark) never retrains; a failing check stops the training. Only a missing record retrains
+    (Snakemake cannot tell it from a new one): said while planning, with the way around it.
+    """
+    model = wildcards.model
+    if model not in SELECTED:
+        return []
+    path = selection_file(model)
+    if (
+        model not in _WARNED
+        and os.path.exists(L.adapter(model))
+        and not os.path.exists(path)
+    ):
+        _WARNED.append(model)
+        logger.warning(
+            f"{path} is missing (a refused or deleted check): once the check runs, {model} is retrained; "
+            f"to keep its adapter, run `snakemake {path}` (same config) first"
+        )
+    return [ancient(path)]
+
+
+_WARNED = []
 
 
 def bench_dataset(bench):
