@@ -95,7 +95,7 @@ def test_one_epoch_on_method_grouped_shards_logs_mixed_batches(grouped_shards, t
         "optim": {"lr": 1e-3, "min_lr": 1e-4, "weight_decay": 0.0, "batch_size": 128, "epochs": 1,
                   "warmup_epochs": 0, "cycle_epochs": 1},
         "augment": None,
-        "data": {"train_split": "train", "val_split": "val", "workers": 0},
+        "data": {"train_split": "train", "val_split": None, "workers": 0},
         "select_metric": "last",
     }
     train_model(g["frames"], backbone, cfg, tmp_path / "adapter.safetensors", tmp_path / "log.parquet",
@@ -124,7 +124,7 @@ def test_balanced_and_paired_orders_give_even_batches_in_training(grouped_shards
         "optim": {"lr": 1e-3, "min_lr": 1e-4, "weight_decay": 0.0, "batch_size": 128, "epochs": 1,
                   "warmup_epochs": 0, "cycle_epochs": 1},
         "augment": None,
-        "data": {"train_split": "train", "val_split": "val", "workers": 0, "order": order},
+        "data": {"train_split": "train", "val_split": None, "workers": 0, "order": order},
         "select_metric": "last",
     }
     train_model(g["frames"], backbone, cfg, tmp_path / "adapter.safetensors", tmp_path / "log.parquet",
@@ -147,7 +147,7 @@ def test_a_data_fraction_trains_on_that_share_of_the_videos(grouped_shards, tmp_
         "optim": {"lr": 1e-3, "min_lr": 1e-4, "weight_decay": 0.0, "batch_size": 64, "epochs": 1,
                   "warmup_epochs": 0, "cycle_epochs": 1},
         "augment": None, "select_metric": "last",
-        "data": {"train_split": "train", "val_split": "val", "workers": 0, "fraction": 0.25},
+        "data": {"train_split": "train", "val_split": None, "workers": 0, "fraction": 0.25},
     }
     train_model(g["frames"], backbone, cfg, tmp_path / "adapter.safetensors", tmp_path / "log.parquet",
                 tmp_path / "work", seed=0, pairs_path=tmp_path / "pairs.parquet")

@@ -121,7 +121,7 @@ def by_rule(planned: list[dict]) -> dict[str, list[dict]]:
 def test_slurm_profile_submits_gpu_jobs_and_keeps_tiny_rules_local(fresh):
     planned = by_rule(plan_with_slurm_profile(fresh, "results/report.html"))
     assert {r for r, js in planned.items() if all(j["local"] for j in js)} == {
-        "download_dataset", "download_weights", "index", "manifest", "report"}
+        "download_dataset", "download_weights", "index", "manifest", "selection", "report"}
     gpu_rules = {"train", "evaluate", "robustness"}  # (the real config has no frozen-features model)
     assert {r for r, js in planned.items() if not any(j["local"] for j in js)} == gpu_rules
     config = yaml.safe_load((fresh / "config.yaml").read_text())

@@ -132,6 +132,7 @@ def test_reordered_config_with_defaults_written_out_plans_nothing(real):
     ("pipeline/datasets/adapters/dfdc.py", {}),  # a family the protocol does not use
     ("pipeline/datasets/adapters/celebdf.py", {"index": 1}),  # Celeb-DF v2: a benchmark-only dataset
     ("pipeline/model/losses.py", {"train": 2, "evaluate": 6, "robustness": 2, "report": 1}),
+    ("pipeline/training/selection.py", {"selection": 2, "report": 1}),  # the check, never training
     ("pipeline/faces/extract.py", {"faces": 57 + 11 + 11 + 5 + 9, "manifest": 3, "train": 2, "evaluate": 6,
                                    "robustness": 2, "report": 1}),
 ], ids=lambda v: v if isinstance(v, str) else "")
@@ -140,3 +141,30 @@ def test_a_code_edit_reruns_only_the_jobs_that_run_that_code(real, module, expec
         jobs = plan(real)
     assert jobs == expected
     assert not DOWNLOADS & set(jobs)
+
+
+def test_adding_a_benchmark_reruns_the_selection_check_but_no_training(real):
+    """Each trained model's validation videos are checked again against the new benchmark's test videos
+    (its index first); training takes the check as ancient() input and does not rerun."""
+    cfg = yaml.safe_load((real / "config.yaml").read_text())
+    cfg["benchmarks"]["dfdc"] = {"dataset": "dfdc", "split": "test"}
+    (real / "config/more.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    jobs = plan(real, "--configfile=config/more.yaml")
+    assert jobs == {"download_dataset": 1, "index": 1, "manifest": 1, "selection": 2, "evaluate": 2, "report": 1}
+
+
+def test_a_missing_selection_record_is_named_and_running_the_check_alone_keeps_the_model(real):
+    """A refused (then fixed) or deleted check leaves no record; Snakemake would retrain with it. The plan
+    says so, and running the check alone first keeps the adapter."""
+    record = real / "results/models/lnclip_df/selection.json"
+    record.unlink()
+    cfg = yaml.safe_load((real / "config.yaml").read_text())
+    cfg["report"]["title"] = "another title"  # the report reruns, and wants every record
+    (real / "config/title.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(real, "-n", "--configfile=config/title.yaml", "--cores", "2", TARGET)
+    assert ("results/models/lnclip_df/selection.json is missing (a refused or deleted check): once the check runs, "
+            "lnclip_df is retrained; to keep its adapter, run `snakemake results/models/lnclip_df/selection.json` "
+            "(same config) first") in proc.stdout + proc.stderr
+    snakemake(real, "--configfile=config/title.yaml", "--cores", "1", "results/models/lnclip_df/selection.json")
+    assert json.loads(record.read_text())["overlaps"] == 0
+    assert plan(real, "--configfile=config/title.yaml") == {"report": 1}

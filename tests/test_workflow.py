@@ -277,8 +277,10 @@ def test_adding_a_benchmark_runs_only_its_branch(demo):
 
     cfg = demo_variant(demo, "add_bench", add)
     jobs = planned(demo, "--configfile", cfg, "--cores", "2", DEMO_TARGET)
-    # faces jobs of the new dataset are added once its index checkpoint has run
-    assert jobs == jobs_of(download_dataset=1, index=1, manifest=1, features=LR, evaluate=M, report=1)
+    # faces jobs of the new dataset are added once its index checkpoint has run; each trained model's
+    # validation videos are checked against the new test videos, and nothing is retrained
+    assert jobs == jobs_of(download_dataset=1, index=1, manifest=1, features=LR, selection=GRADIENT, evaluate=M,
+                           report=1)
 
 
 @pytest.fixture
@@ -302,11 +304,11 @@ def test_missing_index_rebuilds_everything_built_from_it(demo_copy):
     """A deleted videos.parquet (what a failed index leaves) is rebuilt with all that depends on it."""
     (demo_copy / "results/demo/demo_shift/videos.parquet").unlink()
     jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
-    assert jobs == jobs_of(index=1, manifest=1, features=FEAT_SHIFT, evaluate=M, report=1)
+    assert jobs == jobs_of(index=1, manifest=1, features=FEAT_SHIFT, selection=GRADIENT, evaluate=M, report=1)
     (demo_copy / "results/demo/demo/videos.parquet").unlink()
     jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
-    assert jobs == jobs_of(index=2, manifest=2, features=FEAT_DEMO + FEAT_SHIFT, train=M, evaluate=2 * M,
-                           robustness=R, report=1)
+    assert jobs == jobs_of(index=2, manifest=2, features=FEAT_DEMO + FEAT_SHIFT, selection=GRADIENT, train=M,
+                           evaluate=2 * M, robustness=R, report=1)
 
 
 def test_failed_index_does_not_leave_stale_results(demo_copy):
@@ -319,7 +321,7 @@ def test_failed_index_does_not_leave_stale_results(demo_copy):
     assert "no_such_class" in proc.stdout + proc.stderr  # the cause, on the console
     assert not (demo_copy / "results/demo/demo_shift/videos.parquet").exists()
     jobs = planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET)
-    assert jobs == jobs_of(index=1, manifest=1, features=FEAT_SHIFT, evaluate=M, report=1)
+    assert jobs == jobs_of(index=1, manifest=1, features=FEAT_SHIFT, selection=GRADIENT, evaluate=M, report=1)
     run_demo(demo_copy)
     assert planned(demo_copy, "--configfile", "config/demo.yaml", "--cores", "2", DEMO_TARGET) == {}
 
@@ -411,8 +413,8 @@ def fresh(tmp_path_factory, repo):
 def test_real_config_plans_the_protocol_without_data_or_credentials(fresh):
     jobs = planned(fresh, "results/report.html")
     # FF++ c23, FaceShifter (read from the FF++ download) and Celeb-DF v2, out of the box
-    assert jobs == {"download_dataset": 3, "download_weights": 1, "index": 3, "manifest": 3, "train": 2,
-                    "evaluate": 6, "robustness": 2, "report": 1}
+    assert jobs == {"download_dataset": 3, "download_weights": 1, "index": 3, "manifest": 3, "selection": 2,
+                    "train": 2, "evaluate": 6, "robustness": 2, "report": 1}
 
 
 def test_planning_warns_about_missing_kaggle_credentials_without_printing_any(fresh, tmp_path):

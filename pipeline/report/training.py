@@ -1,7 +1,8 @@
 """Training section: every loss term, the learning rate and validation AUROC from ``train_log.parquet``.
 
 Epochs are numbered as in the log (its ``epoch`` column, from 0). The evaluated checkpoint is the one
-the adapter's metadata names (``best_epoch``, ``selected_by``); when its validation AUROC is at or
+the adapter's metadata names (``best_epoch``, ``selected_by``; ``selection`` says how, in words here), and
+the selection rule's record says what its validation videos were checked against; when its validation AUROC is at or
 below chance (0.5) the section carries a visible warning.
 """
 
@@ -140,7 +141,36 @@ def checkpoint(adapter_meta: dict | None, val: pl.DataFrame) -> dict:
     return {"epoch": epoch, "selected_by": meta.get("selected_by"), "val_video_auroc": auroc}
 
 
-def _summary_rows(train, val, chosen: dict, adapter: dict) -> list[tuple[str, str]]:
+METRIC_WORDS = {"video_auroc": "video AUROC", "video_ap": "video AP", "frame_auroc": "frame AUROC"}
+
+
+def selection_text(sel: dict | None) -> str | None:
+    """How the evaluated epoch was chosen, in words, from the adapter's ``selection`` metadata."""
+    if not sel or sel.get("epoch") is None:
+        return None
+    epoch = f"epoch {sel['epoch']:g} of {sel['epochs']} (numbered from 0)"
+    if sel.get("metric") == "last":
+        return f"{epoch}: the last one (select_metric: last)"
+    sets = ", ".join(f"{s['name']} ({s['videos']} videos: {s['real']} real + {s['fake']} fake"
+                     f"{'; a sample of at most ' + str(s['max_videos']) if s.get('max_videos') else ''})"
+                     for s in sel.get("val_sets") or [])
+    metric = METRIC_WORDS.get(sel["metric"], sel["metric"])
+    tie = sel.get("tiebreak")
+    ties = f"ties \u2192 {METRIC_WORDS.get(tie, tie)}, then the later epoch" if tie else "ties \u2192 the later epoch"
+    return f"{epoch}, by {'the mean ' if len(sel.get('val_sets') or []) > 1 else ''}{metric} on {sets}; {ties}"
+
+
+def disjointness_text(record: dict | None) -> str | None:
+    """What the selection rule checked the validation videos against (``selection.json``)."""
+    if not record:
+        return None
+    against = ", ".join(f"{'the training split' if c['role'] == 'training' else 'benchmark ' + c['role']} "
+                        f"({c['dataset']}/{c['split']}, {c['videos']} videos)" for c in record.get("checked_against") or [])
+    return (f"none of the validation videos is among: {against} (compared by "
+            f"{', '.join(record.get('identities') or [])})")
+
+
+def _summary_rows(train, val, chosen: dict, adapter: dict, selection: dict | None = None) -> list[tuple[str, str]]:
     ep = np.unique(_col(val, "epoch")[np.isfinite(_col(val, "epoch"))]) if _col(val, "epoch") is not None else []
     step, _ = _series(train, "step", "loss")
     rows = [("epochs in the log", f"{len(ep)} ({ep[0]:g}\u2013{ep[-1]:g})" if len(ep) else DASH),
@@ -151,7 +181,10 @@ def _summary_rows(train, val, chosen: dict, adapter: dict) -> list[tuple[str, st
             rows.append((f"final train {name}", f"{y[-1]:.4f}"))
     rows += [("evaluated checkpoint", _checkpoint_text(chosen, adapter)),
              ("its val video AUROC (%)", pct(chosen["val_video_auroc"]))]
-    return rows
+    words = selection_text((adapter.get("meta") or {}).get("selection"))
+    checked = disjointness_text(selection)
+    return rows + ([("checkpoint selection", words)] if words else []) + (
+        [("validation videos checked", checked)] if checked else [])
 
 
 def _checkpoint_text(chosen: dict, adapter: dict) -> str:
@@ -163,8 +196,8 @@ def _checkpoint_text(chosen: dict, adapter: dict) -> str:
 
 
 def training_section(t: dict, slug: str, color: str) -> dict:
-    """Context of one model's training subsection. ``t``: ``{model, log_path, config, adapter}``
-    (``adapter``: ``{path, sha256, meta}``, optional)."""
+    """Context of one model's training subsection. ``t``: ``{model, log_path, config, adapter, selection}``
+    (``adapter``: ``{path, sha256, meta}``, optional; ``selection``: the selection rule's record, optional)."""
     adapter = t.get("adapter") or {}
     base = {"model": str(t["model"]), "slug": slug, "config": dump_config(t.get("config")), "svg": Markup(""),
             "summary": [], "warning": None, "missing": None}
@@ -179,4 +212,4 @@ def training_section(t: dict, slug: str, color: str) -> dict:
         warning = (f"The evaluated checkpoint's validation video AUROC is {pct(chosen['val_video_auroc'])} %, "
                    "at or below chance (50 %): this model has not learned to separate real from fake videos.")
     return {**base, "svg": training_figure(f"train-{slug}", log, color, chosen["epoch"]), "warning": warning,
-            "summary": _summary_rows(train, val, chosen, adapter), "selected": chosen}
+            "summary": _summary_rows(train, val, chosen, adapter, t.get("selection")), "selected": chosen}

@@ -31,13 +31,15 @@ def shares_reals(datasets: dict, bench_dataset: str, train_dataset: str) -> bool
 class _Gather:
     """The paths of one config's outputs; ``have`` raises for a missing one when ``require_all``."""
 
-    def __init__(self, config: dict, require_all: bool):
+    def __init__(self, config: dict, require_all: bool, selections=()):
         from pipeline.core.config import model_config
         from pipeline.core.layout import from_config
 
         self.config, self.require_all, self.L = config, require_all, from_config(config)
         self.models, self.benchmarks = list(config["models"]), list(config["benchmarks"])
         self.model_cfg = {m: model_config(config, m) for m in self.models}
+        # the selection rule's records (results/models/<model>/...), as the report rule's input lists them
+        self.selections = {Path(p).parent.name: p for p in selections}
 
     def have(self, path: str) -> bool:
         if Path(path).is_file():
@@ -72,8 +74,12 @@ class _Gather:
                 for ds in used_datasets(self.config) if self.have(L.stats(ds))]
 
     def trainings(self) -> list[dict]:
-        return [{"model": m, "log_path": self.L.train_log(m), "config": self.model_cfg[m], "adapter": self.adapter(m)}
-                for m in self.models if self.have(self.L.train_log(m))]
+        return [{"model": m, "log_path": self.L.train_log(m), "config": self.model_cfg[m], "adapter": self.adapter(m),
+                 "selection": self.selection(m)} for m in self.models if self.have(self.L.train_log(m))]
+
+    def selection(self, model: str) -> dict | None:
+        path = self.selections.get(model)
+        return json.loads(Path(path).read_text()) if path and Path(path).is_file() else None
 
     def adapter(self, model: str) -> dict:
         from pipeline.core.markers import sha256_file
@@ -92,17 +98,18 @@ class _Gather:
         return out + ([{"name": "adapters (trained)", "checksums": adapters}] if adapters else [])
 
 
-def report_from_workflow(out_html, config: dict, *, require_all: bool = True, csv=None) -> dict:
+def report_from_workflow(out_html, config: dict, *, require_all: bool = True, csv=None, selections=()) -> dict:
     """The report of a config's outputs; ``metrics.csv`` goes to ``csv`` (default: beside the page).
 
     ``require_all=False`` (the command line's ``report`` verb) reports whatever has been computed so
-    far and leaves out evaluations, training logs and statistics that do not exist yet.
+    far and leaves out evaluations, training logs and statistics that do not exist yet. ``selections``:
+    the selection rule's records (``selection.json`` of each gradient-trained model), shown with training.
     """
     from pipeline import __version__
     from pipeline.core.provenance import git_revision, host_provenance, package_versions
     from .provenance_section import build_date
 
-    g = _Gather(config, require_all)
+    g = _Gather(config, require_all, selections)
     provenance = {"config": config, "code_version": git_revision(), "pipeline_version": __version__,
                   "date": build_date(), **host_provenance(), "packages": package_versions(), "weights": g.weights()}
     bench_cols = published.columns_of(config)

@@ -1,8 +1,8 @@
 """The training loop of LNCLIP-DF (arXiv 2508.06248), plain PyTorch, resumable mid-epoch.
 
 :func:`train_model` trains one ``models:`` entry: LN-tuning and/or head on the train-split crops of
-a ``frames.parquet``, validates every epoch on its validation sets (frame and video AUROC; the mean
-over the sets selects), keeps the best epoch and writes the adapter (safetensors) and the Parquet log. The training state is saved every
+a ``frames.parquet``, validates every epoch on its validation sets (frame and video AUROC, video AP; the mean
+over the sets selects), keeps the best epoch (ties: :mod:`.choice`) and writes the adapter (safetensors) and the Parquet log. The training state is saved every
 ``engine.checkpoint_every`` steps and at each epoch's end (:mod:`.state`); a job killed at any point
 and started again with the same command ends with the same adapter as an uninterrupted run.
 """
@@ -19,6 +19,7 @@ import polars as pl
 import torch
 
 from pipeline.core import logs
+from pipeline.core.files import replacing
 from pipeline.core.config import complete_model
 from pipeline.model import Detector, LossConfig, ShardCrops, derive_seed, load_backbone, pick_device, save_adapter
 from pipeline.evaluation import binary_metrics, video_scores
@@ -28,14 +29,15 @@ from . import distributed
 from .distributed import World
 from .engine import Engine, autocast, cast_frozen, maybe_compile
 from .loader import eval_loader, train_loader
-from .records import NonFiniteLoss, StepBuffer, write_log
+from .choice import METRICS, TIES, better, sample_videos, val_set_specs
+from .records import NonFiniteLoss, StepBuffer
 from .schedule import lr_at
-from .state import load_state, restore_state, save_state, state_hash
+from .state import TRAIN_LOG_SCHEMA, load_state, restore_state, save_state, state_hash
 from .step import StepParts, train_step
 
 log = logging.getLogger("pipeline.train")
 
-SELECT_METRICS = ("video_auroc", "frame_auroc", "last")
+SELECT_METRICS = (*METRICS, "last")
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Run:
 
     cfg: dict
     seed: int
+    name: str  # the model entry (named by errors)
     engine: Engine
     work_dir: Path
     train: pl.DataFrame
@@ -59,7 +62,7 @@ class Run:
     slerp_gen: torch.Generator = field(default_factory=torch.Generator)
     buffer: StepBuffer | None = None
     rows: list = field(default_factory=list)
-    best: dict = field(default_factory=lambda: {"epoch": None, "metric": None, "tensors": None})
+    best: dict = field(default_factory=lambda: {"epoch": None, "metric": None, "tiebreak": None, "tensors": None})
     step: int = 0  # optimiser steps done
     epochs_done: int = 0  # epochs trained and validated
     resumed_from: int | None = None
@@ -81,7 +84,7 @@ def validate(detector: Detector, frames: pl.DataFrame, loader, *, device, dtype)
     """Frame- and video-level AUROC of ``detector`` on the crops of ``frames`` (read by ``loader``,
     an :func:`~.loader.eval_loader` over the same rows in the same order)."""
     if frames.height == 0:
-        return {"frame_auroc": math.nan, "video_auroc": math.nan, "n_frames": 0, "n_videos": 0}
+        return {**dict.fromkeys(METRICS, math.nan), "n_frames": 0, "n_videos": 0}
     was_training, probs = detector.training, []
     detector.eval()
     with torch.inference_mode(), autocast(device, dtype):
@@ -92,9 +95,11 @@ def validate(detector: Detector, frames: pl.DataFrame, loader, *, device, dtype)
     keep = [c for c in ("dataset", "video_id", "label") if c in frames.columns]
     scores = frames.select(keep).with_columns(p_fake=pl.Series(torch.cat(probs).double().cpu().numpy()))
     videos = video_scores(scores)
+    video = binary_metrics(videos["label"], videos["p_fake"])
     return {
         "frame_auroc": binary_metrics(scores["label"], scores["p_fake"])["auroc"],
-        "video_auroc": binary_metrics(videos["label"], videos["p_fake"])["auroc"],
+        "video_auroc": video["auroc"],
+        "video_ap": video["ap"],
         "n_frames": scores.height,
         "n_videos": videos.height,
     }
@@ -105,21 +110,28 @@ def validate_sets(detector: Detector, val_sets: dict, **kw) -> tuple[dict, dict[
     over the sets that have crops, counts summed): the mean is what selects the checkpoint."""
     per_set = {name: validate(detector, frames, loader, **kw) for name, (frames, loader) in val_sets.items()}
     scored = [m for m in per_set.values() if m["n_frames"]]
-    mean = {k: (sum(m[k] for m in scored) / len(scored) if scored else math.nan) for k in ("frame_auroc", "video_auroc")}
+    mean = {k: (sum(m[k] for m in scored) / len(scored) if scored else math.nan) for k in METRICS}
     mean.update({k: sum(m[k] for m in per_set.values()) for k in ("n_frames", "n_videos")})
     return mean, per_set
 
 
-def read_val_sets(cfg: dict, frames_paths: dict[str, str]) -> dict[str, pl.DataFrame]:
-    """``"dataset/split"`` -> the crops of each of the model's validation sets (``config.val_sets``),
-    read from ``frames_paths[dataset]``."""
-    from pipeline.core.config import val_sets
-
+def read_val_sets(cfg: dict, frames_paths: dict[str, str], name: str = "this model") -> dict[str, pl.DataFrame]:
+    """``"dataset/split"`` -> the crops of each of the model's validation sets (``config.val_set_specs``:
+    the ``max_videos`` sample when set), read from ``frames_paths[dataset]``. A set without a crop is an
+    error naming the model (``name``), the dataset and the split."""
     out = {}
-    for ds, split in val_sets(cfg):
+    for v in val_set_specs(cfg):
+        ds, split = v["dataset"], v["split"]
         if ds not in frames_paths:
             raise ValueError(f"validation set {ds}/{split}: no frames table given for dataset {ds!r}")
-        out[f"{ds}/{split}"] = _split(pl.read_parquet(frames_paths[ds]).filter(pl.col("key").is_not_null()), split)
+        rows = sample_videos(_split(pl.read_parquet(frames_paths[ds]), split), v["max_videos"], v["seed"])
+        crops = rows.filter(pl.col("key").is_not_null())
+        if crops.height == 0:
+            raise ValueError(
+                f"model {name}: validation set {ds}/{split} has no face crop ({rows['video_id'].n_unique()} videos "
+                f"listed in split {split!r} of {frames_paths[ds]}): check that dataset {ds!r} lists that split (an "
+                "adapter option such as options: {splits: [...]}) and that its videos show faces, or remove the set")
+        out[f"{ds}/{split}"] = crops
     return out
 
 
@@ -131,13 +143,13 @@ def _split(crops: pl.DataFrame, value) -> pl.DataFrame:
     return crops.filter(pl.col("split").is_in([value] if isinstance(value, str) else list(value)))
 
 
-def _read_data(frames_path, cfg: dict, seed: int, pairs_path, val_frames: dict | None) -> tuple:
+def _read_data(frames_path, cfg: dict, seed: int, pairs_path, val_frames: dict | None, name: str) -> tuple:
     """``(train, vals, pairs)``: the training crops (thinned by ``data.fraction``) and the validation sets."""
     d = cfg["data"]
     train = _split(pl.read_parquet(frames_path).filter(pl.col("key").is_not_null()), d["train_split"])
     if train.height == 0:
         raise ValueError(f"{frames_path}: no crops in train split {d['train_split']!r}")
-    vals = read_val_sets(cfg, {d.get("dataset"): frames_path, **(val_frames or {})})
+    vals = read_val_sets(cfg, {d.get("dataset"): frames_path, **(val_frames or {})}, name)
     strategy, fraction = d["order"], float(d["fraction"])
     pairs = pl.read_parquet(pairs_path) if (strategy == "paired" or fraction < 1) and pairs_path else None
     return video_fraction(train, pairs, fraction, seed), vals, pairs
@@ -162,13 +174,14 @@ def _detector(backbone_dir, cfg: dict, engine: Engine, device, dtype, seed: int)
 
 
 def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames=None,
-            world: World = World()) -> Run:
+            world: World = World(), name: str = "this model") -> Run:
     """Read the data, build the model, optimiser and loaders of a run (from scratch: see :func:`resume`)."""
     engine = Engine.from_cfg(cfg.get("engine"))
     dtype = engine.dtype(device)
-    if cfg["select_metric"] not in SELECT_METRICS:
-        raise ValueError(f"select_metric must be one of {SELECT_METRICS}, got {cfg.get('select_metric')!r}")
-    train, vals, pairs = _read_data(frames_path, cfg, seed, pairs_path, val_frames)
+    if cfg["select_metric"] not in SELECT_METRICS or cfg.get("select_tiebreak") not in (None, *METRICS):
+        raise ValueError(f"select_metric must be one of {SELECT_METRICS} and select_tiebreak one of {METRICS}, got "
+                         f"{cfg.get('select_metric')!r} and {cfg.get('select_tiebreak')!r}")
+    train, vals, pairs = _read_data(frames_path, cfg, seed, pairs_path, val_frames, name)
     batch_size = _batch_size(cfg, train.height)
     if batch_size % (engine.accumulate * world.size):
         raise ValueError(f"batch size {batch_size} is not a multiple of engine.accumulate ({engine.accumulate}) "
@@ -186,7 +199,7 @@ def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, 
     val_sets = {name: (v, eval_loader(ShardCrops(v, image_size=size, augment=None, seed=seed), batch_size, workers))
                 for name, v in vals.items()}
     val_keys = pl.concat([v.select("shard", "key", "label") for v in vals.values()]) if vals else train.clear()
-    return Run(cfg=cfg, seed=seed, engine=engine, work_dir=Path(work_dir), train=train, val_sets=val_sets,
+    return Run(cfg=cfg, seed=seed, name=name, engine=engine, work_dir=Path(work_dir), train=train, val_sets=val_sets,
                pairs=pairs, batch_size=batch_size, steps_per_epoch=max(1, train.height // batch_size), parts=parts,
                loader=loader, sampler=sampler, cfg_hash=state_hash(cfg, seed, train, val_keys), world=world,
                buffer=StepBuffer(device))
@@ -274,17 +287,32 @@ def end_epoch(run: Run, epoch: int) -> dict:
     for kind, m in [("val", metrics)] + ([(f"val:{n}", m) for n, m in per_set.items()] if len(per_set) > 1 else []):
         run.rows.append({"kind": kind, "epoch": epoch, "step": run.step, "seconds": time.time() - t0, **m})
     losses = [r["loss"] for r in run.rows if r["kind"] == "train" and r["epoch"] == epoch]
-    log.info("epoch %d/%d: train loss %.4f, val frame AUROC %.4f, video AUROC %.4f (%d videos)", epoch + 1,
-             run.epochs, sum(losses) / max(1, len(losses)), metrics["frame_auroc"], metrics["video_auroc"],
-             metrics["n_videos"])
-    select = run.cfg["select_metric"]
-    value = metrics.get(select, math.nan)
-    if select != "last" and not math.isnan(value) and (run.best["metric"] is None or value > run.best["metric"]):
+    log.info("epoch %d/%d: train loss %.4f, val frame AUROC %.4f, video AUROC %.4f, video AP %.4f (%d videos)",
+             epoch + 1, run.epochs, sum(losses) / max(1, len(losses)), metrics["frame_auroc"], metrics["video_auroc"],
+             metrics["video_ap"], metrics["n_videos"])
+    select, tiebreak = run.cfg["select_metric"], run.cfg.get("select_tiebreak")
+    value, tie = metrics.get(select, math.nan), metrics.get(tiebreak) if tiebreak else None
+    if select != "last" and not math.isnan(value) and better(value, tie, run.best):
         tensors = {n: t.detach().cpu().clone() for n, t in p.detector.trainable_parameters().items()}
-        run.best = {"epoch": epoch, "metric": value, "tensors": tensors}
+        run.best = {"epoch": epoch, "metric": value, "tiebreak": tie, "tensors": tensors}
     run.epochs_done = epoch + 1
     checkpoint(run)
     return {"metrics": metrics, "mean_loss": sum(losses) / max(1, len(losses))}
+
+
+def selection_record(run: Run, chosen: int, selected_by: str) -> dict:
+    """How the kept epoch was chosen, for the adapter's metadata and the report: the epoch (of how many),
+    the metric, the tie rule, and each validation set with its videos (real + fake) and sample size."""
+    specs = {f"{v['dataset']}/{v['split']}": v for v in val_set_specs(run.cfg)}
+    sets = []
+    for name, (frames, _) in run.val_sets.items():
+        labels = frames.group_by("video_id").agg(pl.col("label").first())["label"]
+        sets.append({"name": name, "videos": labels.len(), "real": int((labels == 0).sum()),
+                     "fake": int((labels == 1).sum()), "max_videos": specs[name]["max_videos"]})
+    tiebreak = run.cfg.get("select_tiebreak") if selected_by != "last" else None
+    return {"epoch": chosen, "epochs": run.epochs, "metric": selected_by, "tiebreak": tiebreak,
+            "ties": TIES if selected_by != "last" else None, "value": run.best["metric"] if selected_by != "last"
+            else None, "val_sets": sets}
 
 
 def finish(run: Run, adapter_path: Path, log_path: Path, t_start: float) -> dict:
@@ -302,8 +330,8 @@ def finish(run: Run, adapter_path: Path, log_path: Path, t_start: float) -> dict
     chosen_val = {r["epoch"]: r for r in run.rows if r["kind"] == "val"}.get(chosen, {})
     summary = {
         "backbone": run.cfg["backbone"], "cfg": run.cfg, "seed": run.seed, "best_epoch": chosen,
-        "selected_by": selected_by,
-        "val": {k: chosen_val.get(k) for k in ("frame_auroc", "video_auroc", "n_frames", "n_videos")},
+        "selected_by": selected_by, "selection": selection_record(run, chosen, selected_by),
+        "val": {k: chosen_val.get(k) for k in (*METRICS, "n_frames", "n_videos")},
         "epochs": run.epochs, "steps_per_epoch": run.steps_per_epoch, "batch_size": run.batch_size,
         "n_train_crops": run.train.height,
         "trainable_parameters": sum(t.numel() for t in detector.trainable_parameters().values()),
@@ -312,7 +340,8 @@ def finish(run: Run, adapter_path: Path, log_path: Path, t_start: float) -> dict
         "train_seconds": time.time() - t_start,
     }
     if run.world.main:
-        write_log(run.rows, log_path)
+        with replacing(log_path) as tmp:
+            pl.DataFrame(run.rows, schema=TRAIN_LOG_SCHEMA).write_parquet(tmp)
         # the run's history (time taken, where it resumed) is not the adapter's content: an adapter is
         # byte-identical whether or not its training was interrupted
         save_adapter(detector, adapter_path, meta={k: v for k, v in summary.items()
@@ -322,8 +351,8 @@ def finish(run: Run, adapter_path: Path, log_path: Path, t_start: float) -> dict
 
 
 def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, work_dir, seed: int,
-                threads: int = 1, device=None, on_epoch_end=None, pairs_path=None, val_frames: dict | None = None
-                ) -> dict:
+                threads: int = 1, device=None, on_epoch_end=None, pairs_path=None, val_frames: dict | None = None,
+                name: str | None = None) -> dict:
     """Train one model entry ``cfg`` (see the module docstring); returns a summary dict.
 
     ``frames_path``: frames.parquet (FRAMES contract; shard paths relative to the working directory).
@@ -331,6 +360,8 @@ def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, wo
     recorded). ``on_epoch_end(epoch, summary)`` is called after each epoch's state is saved (tests use
     it to simulate an interruption). ``pairs_path``: the dataset's pairs.parquet (``data.order: paired``).
     ``val_frames``: dataset -> frames.parquet of the other datasets that ``data.val_sets`` names.
+    ``name``: the model entry, named by errors (e.g. a validation set without crops); default: the
+    adapter's folder (``models/<model>/`` in the workflow's layout).
     """
     cfg = complete_model(cfg)  # the config schema's defaults for what ``cfg`` does not set
     torch.set_num_threads(threads)
@@ -338,7 +369,8 @@ def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, wo
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")
     t_start = time.time()
-    run = prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames, world)
+    name = name or Path(adapter_path).parent.name
+    run = prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames, world, name)
     resume(run)
     log.info("training %s: %d train crops, batch %d, %d steps/epoch, %d epochs, %s on %s", cfg["backbone"],
              run.train.height, run.batch_size, run.steps_per_epoch, run.epochs, run.parts.dtype, device)

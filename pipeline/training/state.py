@@ -22,6 +22,10 @@ from pipeline.core.files import replacing, write_json
 from .engine import RUNTIME_KEYS
 from .records import LOG_SCHEMA
 
+# a gradient-trained model's log (saved states and the final one): the common columns and the video AP
+# that may select its epoch
+TRAIN_LOG_SCHEMA = {**LOG_SCHEMA, "video_ap": pl.Float64}
+
 log = logging.getLogger("pipeline.train")
 
 STATE_FORMAT = "lnclip-df-train-state/2"
@@ -62,10 +66,10 @@ def save_state(work_dir: Path, *, step: int, epochs_done: int, detector, opt, be
     # both or neither (a full disk may stop the second); the usual mode (save_file writes 0600)
     with replacing(work_dir / tensors_name) as tensors_tmp, replacing(work_dir / log_name) as log_tmp:
         save_file(_tensors(detector, opt, best, slerp_gen), str(tensors_tmp))
-        pl.DataFrame(rows, schema=LOG_SCHEMA).write_parquet(log_tmp)
+        pl.DataFrame(rows, schema=TRAIN_LOG_SCHEMA).write_parquet(log_tmp)
     state = {
         "format": STATE_FORMAT, **info, "step": step, "epoch": epochs_done,
-        "best_epoch": best.get("epoch"), "best_metric": best.get("metric"),
+        "best_epoch": best.get("epoch"), "best_metric": best.get("metric"), "best_tiebreak": best.get("tiebreak"),
         "param_groups": opt.state_dict()["param_groups"],
         "cuda_rng": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
         "tensors": tensors_name, "log": log_name,
@@ -133,4 +137,5 @@ def restore_state(state: dict, detector, opt, slerp_gen: torch.Generator) -> dic
     if state.get("cuda_rng") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda_rng"]])
     best_tensors = {n[len("best."):]: t for n, t in data.items() if n.startswith("best.")}
-    return {"epoch": state["best_epoch"], "metric": state["best_metric"], "tensors": best_tensors or None}
+    return {"epoch": state["best_epoch"], "metric": state["best_metric"], "tiebreak": state.get("best_tiebreak"),
+            "tensors": best_tensors or None}

@@ -14,6 +14,7 @@ from pipeline.datasets import adapters
 from pipeline.faces import backends as face_backends
 from pipeline.predict import bulk
 from pipeline.training import kinds
+from pipeline.training import selection
 from pipeline.workflow import codekeys, resources
 from pipeline.workflow import params as P
 from pipeline.workflow.guard import damaged_outputs
@@ -25,6 +26,7 @@ try:
         source=", ".join(map(str, workflow.configfiles)) or "config",
     )
     pconfig.check_config(config)
+    selection.check_config(config)
 except pconfig.ConfigError as exc:
     raise WorkflowError(f"Invalid config: {exc}") from None
 
@@ -45,6 +47,8 @@ IMPORTED = [
 # Robustness benchmarks: base benchmark -> corruption kind -> strengths.
 ROBUSTNESS = pconfig.corruptions(config)
 ROBUSTNESS_MODELS = pconfig.robustness_models(config)
+# Models whose checkpoint is chosen on validation sets: each gets a selection check (training.smk).
+SELECTED = selection.selected(config)
 
 
 wildcard_constraints:
@@ -135,6 +139,52 @@ def evaluate_inputs(wildcards):
         return {}
     bench = config["benchmarks"][wildcards.bench]
     return {"features": L.features(cfg["weights"], bench["dataset"], bench["split"])}
+
+
+def selection_file(model):
+    return selection.path(L, model)
+
+
+def selection_datasets(model):
+    return list(selection.splits_read(selection.spec(config, model)))
+
+
+def selection_videos(wildcards):
+    """The index of every dataset the check reads, as ancient(): it is keyed on their rows instead."""
+    return [ancient(videos_table(ds)) for ds in selection_datasets(wildcards.model)]
+
+
+def selection_rows(wildcards):
+    """What the check reads of the indexes: the digest of the rows of each split it compares."""
+    read = selection.splits_read(selection.spec(config, wildcards.model))
+    return {
+        ds: tables.splits_digest(L.videos(ds), splits) for ds, splits in read.items()
+    }
+
+
+def train_selection(wildcards):
+    """A gradient-trained model's selection check, as ancient(): rerunning the cheap check (a new
+    benchmark) never retrains; a failing check stops the training. Only a missing record retrains
+    (Snakemake cannot tell it from a new one): said while planning, with the way around it.
+    """
+    model = wildcards.model
+    if model not in SELECTED:
+        return []
+    path = selection_file(model)
+    if (
+        model not in _WARNED
+        and os.path.exists(L.adapter(model))
+        and not os.path.exists(path)
+    ):
+        _WARNED.append(model)
+        logger.warning(
+            f"{path} is missing (a refused or deleted check): once the check runs, {model} is retrained; "
+            f"to keep its adapter, run `snakemake {path}` (same config) first"
+        )
+    return [ancient(path)]
+
+
+_WARNED = []
 
 
 def bench_dataset(bench):

@@ -9,6 +9,7 @@ rule report:
         scores=[L.scores(m, b) for m in MODELS for b in BENCHMARKS],
         robustness=[L.robustness(m, b) for m in ROBUSTNESS_MODELS for b in ROBUSTNESS],
         train_logs=[L.train_log(m) for m in MODELS],
+        selections=[selection_file(m) for m in SELECTED],
         stats=[L.stats(ds) for ds in DATASETS],
         markers=[ancient(L.dataset_marker(ds)) for ds in DATASETS],
         # provenance: the backbones' checksums

@@ -7,6 +7,7 @@ rule train:
     input:
         force_damaged,
         unpack(lambda wc: kinds.inputs(train_paths(wc))),
+        selection=train_selection,
     output:
         adapter=L.adapter("{model}"),
         log=L.train_log("{model}"),
@@ -63,3 +64,29 @@ rule features:
         "Backbone features of {wildcards.ds} {wildcards.split} ({wildcards.weights})"
     script:
         "../scripts/features.py"
+
+
+# Proof that a model's validation videos are neither its training videos nor any benchmark's test
+# videos (same dataset root + id, same file, same content); cheap, rerun when a benchmark is added.
+
+
+rule selection:
+    input:
+        force_damaged,
+        videos=selection_videos,
+    output:
+        selection_file("{model}"),
+    log:
+        L.log("selection", "{model}"),
+    localrule: True
+    conda:
+        ENV
+    params:
+        spec=lambda wc: selection.spec(config, wc.model),
+        datasets=lambda wc: selection_datasets(wc.model),
+        rows=selection_rows,
+        code=code("selection.py", "selection", "{model}"),
+    message:
+        "Checking that the validation videos of {wildcards.model} are neither training nor test videos"
+    script:
+        "../scripts/selection.py"
