@@ -180,3 +180,129 @@ def test_seeds_plan_one_run_per_seed_on_data_cropped_once_and_rerun_nothing_else
     robust = len(DEMO["robustness"]["benchmarks"])  # lnclip_df is among robustness.models: its runs are too
     assert planned(work, f"--configfile={seeded}", "--cores", "2", "results/demo/report.html") == {
         "train": 3, "evaluate": 3 * len(DEMO["benchmarks"]), "robustness": 3 * robust, "report": 1}
+
+
+# -------------------------------------------------------------------------------------------- report
+
+SEPARATION = {"lnclip_df-seed0": 0.6, "lnclip_df-seed1": 0.05, "lnclip_df-seed2": 0.08, "linear_probe": 0.2}
+BENCHES = {"cdf": ("Celeb-synthesis",), "dfd": ("DF", "F2F")}
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    """A report of lnclip_df trained with seeds 0, 1, 2 (one seed far better than the others) and an
+    unseeded linear_probe between the best seed and the seeds' mean."""
+    root = tmp_path_factory.mktemp("seeds")
+    evaluations, auroc = [], {}
+    for ri, (run, sep) in enumerate(SEPARATION.items()):
+        for bi, (bench, methods) in enumerate(BENCHES.items()):
+            sc = _scores(seed=10 * ri + bi, sep=sep, methods=methods)
+            d = root / "eval" / run / bench
+            res = evaluate_model(sc, d / "scores.parquet", d / "metrics.json", frames=_frames_of(sc), bootstrap=50, seed=0)
+            auroc[(run, bench)] = res["video"]["auroc"]
+            evaluations.append({"model": run, "benchmark": bench, "metrics_path": str(d / "metrics.json"),
+                                "scores_path": str(d / "scores.parquet")})
+    trainings = []
+    for ri, run in enumerate(SEPARATION):
+        p = root / "models" / run / "train_log.parquet"
+        p.parent.mkdir(parents=True)
+        _train_log(ri).write_parquet(p)
+        trainings.append({"model": run, "log_path": str(p), "config": {"seed": ri}})
+    out = root / "report.html"
+    build_report(out, evaluations=evaluations, datasets=[], trainings=trainings, provenance={}, title="seeds",
+                 demo=False, out_csv=root / "metrics.csv")
+    return {"html": out.read_text(), "out": out, "auroc": auroc, "csv": root / "metrics.csv"}
+
+
+def _attr_cells(html: str, attr: str) -> dict:
+    """``(attr value, benchmark) -> (data-value, the cell's text)`` of ``<td {attr}=.. data-benchmark=..>``."""
+    cells = re.findall(rf'<td {attr}="([^"]+)" data-benchmark="([^"]+)" data-value="([^"]*)"([^>]*)>(.*?)</td>', html)
+    return {(k, b): (v, rest, re.sub(r"<[^>]+>", " ", text)) for k, b, v, rest, text in cells}
+
+
+def test_headline_shows_a_seeded_models_mean_and_std_and_marks_best_by_the_mean(seeded):
+    html, auroc = seeded["html"], seeded["auroc"]
+    head = re.search(r'<tbody id="auroc-rows">(.*?)</tbody>', html, re.S).group(1)
+    assert re.findall(r'<tr data-model="([^"]+)"', head) == ["lnclip_df", "linear_probe"]  # one row per model
+    assert 'data-seeds="3"' in head and "seed0" not in head
+    cells = _attr_cells(head, "data-model")
+    runs = ["lnclip_df-seed0", "lnclip_df-seed1", "lnclip_df-seed2"]
+    for bench in BENCHES:
+        vals = [auroc[(r, bench)] for r in runs]
+        mean, std = np.mean(vals), np.std(vals, ddof=1)
+        value, attrs, text = cells[("lnclip_df", bench)]
+        assert float(value) == pytest.approx(100 * mean, abs=1e-4)
+        assert float(re.search(r'data-std="([^"]+)"', attrs).group(1)) == pytest.approx(100 * std, abs=1e-4)
+        assert f"{100 * mean:.2f}" in text and f"\u00b1 {100 * std:.2f} \u00b7 n = 3" in text
+        # one seed beats linear_probe, their mean does not: the mean decides
+        assert max(vals) > auroc[("linear_probe", bench)] > mean
+        assert 'class="best"' in cells[("linear_probe", bench)][1] and "best" not in attrs
+    means = [np.mean([auroc[(r, b)] for b in BENCHES]) for r in runs]
+    mean_cell = re.search(r'<td class="mean[^"]*" data-model="lnclip_df" data-mean="([^"]+)".*?</td>', head, re.S)
+    assert float(mean_cell.group(1)) == pytest.approx(100 * np.mean(means), abs=1e-4)
+    assert f"\u00b1 {100 * np.std(means, ddof=1):.2f} \u00b7 n = 3" in mean_cell.group(0)
+
+
+def test_each_seeds_row_is_in_a_closed_details_below_the_headline(seeded):
+    html, auroc = seeded["html"], seeded["auroc"]
+    details = re.search(r'<details id="seed-rows">(.*?)</details>', html, re.S).group(1)
+    assert "lnclip_df: 3 seeds" in details and "linear_probe" not in details
+    rows = re.findall(r'<tr data-run="([^"]+)" data-of-model="lnclip_df" data-seed="(\d+)">', details)
+    assert rows == [(f"lnclip_df-seed{s}", str(s)) for s in (0, 1, 2)]
+    cells = _attr_cells(details, "data-run")
+    for (run, bench), (value, _, text) in cells.items():
+        assert float(value) == pytest.approx(100 * auroc[(run, bench)], abs=1e-4) and "[" in text  # with its CI
+    assert len(cells) == 3 * len(BENCHES)
+    # every run keeps its own training section and its curves
+    for run in SEPARATION:
+        assert f'<section id="train-{run}"' in html
+
+
+def test_metrics_csv_holds_the_model_and_the_seed_of_each_run(seeded):
+    with open(seeded["csv"], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["model", "seed", "benchmark", "level", "method", "metric", "value"]
+    auroc = {(r["model"], r["seed"], r["benchmark"]): float(r["value"]) for r in rows
+             if (r["level"], r["method"], r["metric"]) == ("video", "all", "auroc")}
+    assert auroc == {(*((run.split("-seed")[0], run.split("-seed")[1]) if "-seed" in run else (run, "")), bench): v
+                     for (run, bench), v in seeded["auroc"].items()}
+    assert {r["seed"] for r in rows if r["model"] == "lnclip_df"} == {"0", "1", "2"}
+    assert {r["seed"] for r in rows if r["model"] == "linear_probe"} == {""}
+
+
+SEED_HARNESS = """<html><body><pre id="out">waiting</pre>
+<iframe id="f" src="{url}" style="width: 1000px; height: 600px; border: 0"></iframe>
+<script>
+document.getElementById("f").addEventListener("load", function () {{
+  var w = this.contentWindow, d = this.contentDocument, out = {{}};
+  var shown = function () {{ return d.getElementById("seed-table").checkVisibility(); }};
+  out.closed = !d.getElementById("seed-rows").open && !shown();
+  d.querySelector("#seed-rows summary").click();
+  out.opened = d.getElementById("seed-rows").open && shown();
+  out.rows = d.querySelectorAll("#seed-table tbody tr").length;
+  d.querySelector("#seed-rows summary").click();
+  d.querySelector("#auroc-rows a[href='#seed-table']").click();
+  setTimeout(function () {{
+    out.link = d.getElementById("seed-rows").open && shown();
+    document.getElementById("out").textContent = JSON.stringify(out);
+  }}, 200);
+}});
+</script></body></html>"""
+
+
+@pytest.mark.skipif(not __import__("test_report").CHROMIUM, reason="chromium not installed (apt-get install chromium)")
+def test_each_seeds_rows_open_on_demand_in_headless_chromium(seeded, tmp_path):
+    from html import unescape
+
+    from test_report import _chromium, _console_errors, _page_requests
+
+    url = seeded["out"].resolve().as_uri()
+    r = _chromium(["--dump-dom", url], tmp_path)
+    assert r.returncode == 0 and _console_errors(r.stderr) == [] and _page_requests(tmp_path / "net.json") == []
+    harness = tmp_path / "harness.html"
+    harness.write_text(SEED_HARNESS.format(url=url))
+    r = _chromium(["--allow-file-access-from-files", "--virtual-time-budget=10000", "--window-size=1200,800",
+                   "--dump-dom", harness.as_uri()], tmp_path)
+    out = json.loads(unescape(re.search(r'<pre id="out">(.*?)</pre>', r.stdout, re.S).group(1)))
+    # closed at first, opened by its summary (no script of ours) or by the headline's link
+    assert out == {"closed": True, "opened": True, "rows": 3, "link": True}, out
