@@ -100,7 +100,11 @@ def test_top_level_seeds_apply_to_every_trained_model_and_a_models_own_setting_w
     assert kinds.settings(cfg, "gend_released")["seed"] is None
     # robustness.models names models: each stands for its runs
     assert pconfig.robustness_models(cfg) == ["linear_probe-seed3", "linear_probe-seed4", "lnclip_df-seed0"]
-    assert set(P.report(cfg)["models"]) == set(runs)
+    # the report's config (its params) holds each model's settings, seeds included: the same runs
+    report = P.report(cfg)
+    assert set(report["models"]) == set(cfg["models"]) and sorted(pconfig.runs(report)) == sorted(runs)
+    assert report["models"]["lnclip_df"]["seeds"] == [0] and "seed" not in report["models"]["lnclip_df"]
+    assert pconfig.model_config(report, "linear_probe-seed4") == pconfig.model_config(cfg, "linear_probe-seed4")
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -306,3 +310,52 @@ def test_each_seeds_rows_open_on_demand_in_headless_chromium(seeded, tmp_path):
     out = json.loads(unescape(re.search(r'<pre id="out">(.*?)</pre>', r.stdout, re.S).group(1)))
     # closed at first, opened by its summary (no script of ours) or by the headline's link
     assert out == {"closed": True, "opened": True, "rows": 3, "link": True}, out
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.slow
+def test_a_shrunk_demo_with_three_seeds_runs_to_its_report(tmp_path, repo):
+    """The demo, shrunk (few videos and frames, two epochs), lnclip_df with seeds [0, 1, 2] beside an
+    unseeded linear probe: three trainings that differ, and a report whose headline row is their mean."""
+    from test_report import CHROMIUM, _chromium, _console_errors, _page_requests
+    from test_workflow import copy_workflow, snakemake
+
+    work = copy_workflow(repo, tmp_path)
+    cfg = yaml.safe_load((work / "config/demo.yaml").read_text())
+    cfg["datasets"]["demo"]["source"]["demo"].update(counts={"train": 6, "val": 2, "test": 6}, frames=8)
+    cfg["datasets"].pop("demo_shift")
+    cfg["faces"].update(num_frames=2, chunk_size=16, threads=1)
+    cfg["training"]["optim"].update(epochs=2, cycle_epochs=2)
+    cfg["models"] = {"linear_probe": cfg["models"]["linear_probe"], "lnclip_df": {"seeds": [0, 1, 2]}}
+    cfg["benchmarks"] = {"demo": {"dataset": "demo", "split": "test"}}
+    cfg["robustness"], cfg["evaluate"]["bootstrap"] = {}, 20
+    (work / "config/seeds.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake(work, "--configfile=config/seeds.yaml", "--cores", "2", "results/demo/report.html", timeout=600)
+
+    results = work / "results/demo"
+    runs = [f"lnclip_df-seed{s}" for s in (0, 1, 2)]
+    adapters = {(results / f"models/{r}/adapter.safetensors").read_bytes() for r in runs}
+    assert len(adapters) == 3  # each seed trained its own model
+    auroc = {r: json.loads((results / f"eval/{r}/demo/metrics.json").read_text())["video"]["auroc"]
+             for r in runs + ["linear_probe"]}
+    html = (results / "report.html").read_text()
+    head = re.search(r'<tbody id="auroc-rows">(.*?)</tbody>', html, re.S).group(1)
+    value = re.search(r'<td data-model="lnclip_df" data-benchmark="demo" data-value="([^"]+)"', head).group(1)
+    assert float(value) == pytest.approx(100 * np.mean([auroc[r] for r in runs]), abs=1e-4)
+    with open(results / "metrics.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if (r["level"], r["method"], r["metric"]) == ("video", "all", "auroc")]
+    assert {(r["model"], r["seed"]): float(r["value"]) for r in rows} == {
+        **{("lnclip_df", str(s)): auroc[f"lnclip_df-seed{s}"] for s in (0, 1, 2)}, ("linear_probe", ""): auroc["linear_probe"]}
+    if CHROMIUM:
+        from html import unescape
+
+        r = _chromium(["--dump-dom", (results / "report.html").as_uri()], tmp_path)
+        assert r.returncode == 0 and _console_errors(r.stderr) == [] and _page_requests(tmp_path / "net.json") == []
+        harness = tmp_path / "harness.html"
+        harness.write_text(SEED_HARNESS.format(url=(results / "report.html").as_uri()))
+        r = _chromium(["--allow-file-access-from-files", "--virtual-time-budget=10000", "--dump-dom",
+                       harness.as_uri()], tmp_path)
+        out = json.loads(unescape(re.search(r'<pre id="out">(.*?)</pre>', r.stdout, re.S).group(1)))
+        assert out == {"closed": True, "opened": True, "rows": 3, "link": True}, out

@@ -214,6 +214,15 @@ def model_config(config: dict, run: str) -> dict:
     return cfg
 
 
+def model_settings(config: dict, model: str) -> dict:
+    """A model's complete settings as one entry: its run's (:func:`model_config`), or for a model with
+    seeds its first run's with ``seeds`` in place of ``seed`` (its runs differ in nothing else). A config
+    whose ``models`` are these entries has the same runs."""
+    seeds = model_seeds(config, model)
+    cfg = model_config(config, model_runs(config, model)[0])
+    return cfg if seeds is None else {**{k: v for k, v in cfg.items() if k != "seed"}, "seeds": seeds}
+
+
 def complete_model(cfg: dict) -> dict:
     """A model's settings with the schema's defaults for every key they do not set (a copy)."""
     doc = _schema(str(SCHEMA))
