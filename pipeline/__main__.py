@@ -179,7 +179,8 @@ def _model_verbs(verb) -> None:
     ev = defaults("evaluate")
     p = verb("train", "make one model of a config (any kind) as the workflow does, from its files", _train)
     p.add_argument("--config", required=True, help="the workflow config (e.g. config.yaml)")
-    p.add_argument("--model", required=True, help="the model's name under models in the config")
+    p.add_argument("--model", required=True,
+                   help="the model's name under models in the config (a model with seeds: a run, <model>-seed<N>)")
     p.add_argument("--out-dir", required=True, help="folder for adapter.safetensors, train_log.parquet and the "
                                                     "resumable state (work/)")
     p.add_argument("--threads", type=int, help="CPU threads (default: the workflow job's)")

@@ -468,7 +468,8 @@ def test_metrics_csv_values_equal_metrics_json(built):
 
     with open(built["csv"], newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["model", "benchmark", "level", "method", "metric", "value"]
+    assert list(rows[0]) == ["model", "seed", "benchmark", "level", "method", "metric", "value"]
+    assert {r["seed"] for r in rows} == {""}  # no model with seeds
     ev = {(e["model"], e["benchmark"]): json.loads(Path(e["metrics_path"]).read_text())
           for e in built["inp"]["evaluations"]}
     for r in built["inp"]["robustness"]:

@@ -161,14 +161,66 @@ def _schema_error(error) -> str:
     return f"{where}: {message if len(message) <= 200 else message[:197] + '...'}"
 
 
-def model_config(config: dict, model: str) -> dict:
-    """The full settings of one model: the ``training`` defaults with the entry's overrides, the schema's
-    defaults for what neither sets, and the global ``seed`` unless the entry has its own."""
+SEED_TAG = "-seed"  # a seeded run's name: <model>-seed<N> (model names have no hyphen, so it never clashes)
+
+
+def model_seeds(config: dict, model: str) -> list[int] | None:
+    """The training seeds of ``model``, one run each: its own ``seeds``, else the top-level ``seeds`` for a
+    model that is trained (not ``kind: released``) and sets no ``seed`` of its own; None: one run, named
+    as the model, with its ``seed`` (or the global one)."""
+    entry = config["models"][model]
+    if "seeds" in entry:
+        return list(entry["seeds"])
+    if config.get("seeds") is None or "seed" in entry:
+        return None
+    kind = entry.get("kind", config["training"].get("kind", "train"))
+    return None if kind == "released" else list(config["seeds"])
+
+
+def runs(config: dict) -> list[str]:
+    """Every run of the config, in model order: an unseeded model's one run is named as the model, a
+    seeded model's runs ``<model>-seed<N>``, one per seed. Training, evaluation and robustness jobs are
+    one per run."""
+    return [run for model in config["models"] for run in model_runs(config, model)]
+
+
+def run_of(name: str) -> tuple[str, int | None]:
+    """``(model, seed)`` of a run's name: ``("lnclip_df", 2)`` for ``lnclip_df-seed2``, ``(name, None)``
+    for an unseeded run (named as its model)."""
+    model, tag, seed = name.rpartition(SEED_TAG)
+    if tag and model and seed.isdigit():
+        return model, int(seed)
+    return name, None
+
+
+def model_runs(config: dict, model: str) -> list[str]:
+    """The runs of one model (see :func:`runs`)."""
+    seeds = model_seeds(config, model)
+    return [model] if seeds is None else [f"{model}{SEED_TAG}{s}" for s in seeds]
+
+
+def model_config(config: dict, run: str) -> dict:
+    """The full settings of one run (an unseeded model's name, or ``<model>-seed<N>``): the ``training``
+    defaults with the model entry's overrides, the schema's defaults for what neither sets, and its seed:
+    the run's, else the entry's own ``seed``, else the global one."""
+    model, seed = run_of(run)
     if model not in config["models"]:
         raise ConfigError(f"models: no model named {model!r} (known: {', '.join(config['models'])})")
+    if run not in model_runs(config, model):
+        raise ConfigError(f"models.{model}: no run named {run!r}; its runs: {', '.join(model_runs(config, model))}")
     cfg = complete_model(deep_merge(config["training"], config["models"][model]))
-    cfg.setdefault("seed", config["seed"])
+    cfg.pop("seeds", None)
+    cfg["seed"] = seed if seed is not None else cfg.get("seed", config["seed"])
     return cfg
+
+
+def model_settings(config: dict, model: str) -> dict:
+    """A model's complete settings as one entry: its run's (:func:`model_config`), or for a model with
+    seeds its first run's with ``seeds`` in place of ``seed`` (its runs differ in nothing else). A config
+    whose ``models`` are these entries has the same runs."""
+    seeds = model_seeds(config, model)
+    cfg = model_config(config, model_runs(config, model)[0])
+    return cfg if seeds is None else {**{k: v for k, v in cfg.items() if k != "seed"}, "seeds": seeds}
 
 
 def complete_model(cfg: dict) -> dict:
@@ -185,8 +237,9 @@ def check_config(config: dict) -> None:
     datasets, weights = config["datasets"], config["weights"]
     for name, entry in weights.items():
         _check_weights(name, entry)
+    _check_seeds(config)
     for name in config["models"]:
-        cfg = model_config(config, name)
+        cfg = model_config(config, model_runs(config, name)[0])  # its runs differ only in their seed
         if cfg["weights"] not in weights:
             raise ConfigError(f"models.{name}.weights: {cfg['weights']!r} is not a name under weights "
                               f"(known: {', '.join(weights)})")
@@ -206,18 +259,15 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"robustness.benchmarks: {name!r} is not a name under benchmarks "
                               f"(known: {', '.join(config['benchmarks'])})")
     for name in (config.get("robustness") or {}).get("models") or []:
-        if name not in config["models"]:
-            raise ConfigError(f"robustness.models: {name!r} is not a name under models "
+        if name not in config["models"] and name not in runs(config):
+            raise ConfigError(f"robustness.models: {name!r} is neither a name under models nor one of their runs "
                               f"(known: {', '.join(config['models'])})")
     for name, bench in config["benchmarks"].items():
         if bench["dataset"] not in datasets:
             raise ConfigError(f"benchmarks.{name}.dataset: {bench['dataset']!r} is not a name under datasets "
                               f"(known: {', '.join(datasets)})")
     for name, entry in config.get("predict", {}).items():
-        model = entry["model"]
-        if model not in config["models"] and "/" not in model:
-            raise ConfigError(f"predict.{name}.model: {model!r} is neither a name under models (known: "
-                              f"{', '.join(config['models'])}) nor a model folder (results/.../models/NAME)")
+        _check_predict_model(config, name, entry["model"])
     for name, ds in datasets.items():
         if "demo" in ds["source"] and ds["adapter"] not in DEMO_ADAPTERS:
             raise ConfigError(f"datasets.{name}: a demo source writes labels.csv and one folder per class; "
@@ -226,6 +276,32 @@ def check_config(config: dict) -> None:
         if other is not None and (other not in datasets or "dataset" in datasets[other]["source"]):
             raise ConfigError(f"datasets.{name}.source.dataset: {other!r} must be another entry under datasets "
                               f"with its own source (known: {', '.join(datasets)})")
+
+
+def _check_seeds(config: dict) -> None:
+    """``seeds`` belong at the top level or in a model entry that is trained, and never beside its ``seed``."""
+    if "seeds" in config["training"]:
+        raise ConfigError("training.seeds: put seeds at the top level (every trained model) or in a model entry")
+    for name, entry in config["models"].items():
+        if "seeds" not in entry:
+            continue
+        if "seed" in entry:
+            raise ConfigError(f"models.{name}: set seed (one run) or seeds (one run per seed), not both")
+        if entry.get("kind", config["training"].get("kind")) == "released":
+            raise ConfigError(f"models.{name}.seeds: a released model is evaluated as published, without training; "
+                              f"remove seeds")
+
+
+def _check_predict_model(config: dict, name: str, model: str) -> None:
+    """A predict set's model: a run of this config (an unseeded model's name, or ``<model>-seed<N>``) or a
+    model folder."""
+    if model in runs(config) or "/" in model:
+        return
+    if model in config["models"]:
+        raise ConfigError(f"predict.{name}.model: {model!r} has seeds, one trained model each; name one of its "
+                          f"runs: {', '.join(model_runs(config, model))}")
+    raise ConfigError(f"predict.{name}.model: {model!r} is neither a name under models (known: "
+                      f"{', '.join(runs(config))}) nor a model folder (results/.../models/NAME)")
 
 
 def val_sets(cfg: dict) -> list[tuple[str, str]]:
@@ -287,8 +363,8 @@ def dataset_splits(config: dict) -> dict[str, list[str]]:
     """Dataset -> the splits that a model or benchmark reads. Only these get face crops (a dataset used
     only as a test benchmark is not cropped for its training videos)."""
     used: dict[str, set[str]] = {}
-    for model in config["models"]:
-        cfg = model_config(config, model)
+    for run in runs(config):  # a model's seeds read the same data: cropped once
+        cfg = model_config(config, run)
         if model_kind(cfg) == "released":
             continue  # evaluated as published: no training or validation data
         used.setdefault(cfg["data"]["dataset"], set()).add(cfg["data"]["train_split"])
@@ -356,5 +432,7 @@ def corruptions(config: dict) -> dict[str, dict[str, list[float]]]:
 
 
 def robustness_models(config: dict) -> list[str]:
-    """The models evaluated on the robustness benchmarks (``robustness.models``; default: all)."""
-    return list(config["robustness"].get("models") or config["models"])
+    """The runs evaluated on the robustness benchmarks (``robustness.models``, a model standing for each of
+    its runs; default: all)."""
+    named = config["robustness"].get("models") or config["models"]
+    return [run for name in named for run in (model_runs(config, name) if name in config["models"] else [name])]

@@ -20,15 +20,17 @@ import json
 from pathlib import Path
 
 from pipeline.core import layout
+from pipeline.core.config import runs
 from .inputs import expand_inputs
 
 SKIPPED, NOT_SCORED = "skipped", "not_scored"  # statuses of files no job scored (besides predict's own)
 
 
 def model_dir(config: dict, name: str) -> str:
-    """The model folder of predict set ``name``: a model of this config by name, else the folder given."""
+    """The model folder of predict set ``name``: a run of this config by name (an unseeded model's name, or
+    ``<model>-seed<N>``), else the folder given."""
     model = config["predict"][name]["model"]
-    return layout.from_config(config).model_dir(model) if model in config["models"] else model.rstrip("/")
+    return layout.from_config(config).model_dir(model) if model in runs(config) else model.rstrip("/")
 
 
 def set_paths(entry: dict) -> tuple[list[str], list[tuple[str, str]]]:

@@ -3,11 +3,16 @@ column marked, and the papers' published numbers as separate, marked rows.
 
 A benchmark that shares its real videos with the model's training data without being its training
 dataset (FaceShifter beside FF++ c23) counts in the mean, as the papers count it among their
-cross-dataset benchmarks; it is marked, and ``mean_wo`` is the mean without such benchmarks."""
+cross-dataset benchmarks; it is marked, and ``mean_wo`` is the mean without such benchmarks.
+A model trained with several seeds (runs ``<model>-seed<N>``) has one row: per column the mean over
+its seeds, ± their standard deviation (n - 1 in the denominator) and n, the seeds evaluated; the best
+marking compares these means. Its runs' own rows are kept in the row (``runs``), shown on demand."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from pipeline.core.config import run_of
 
 from .util import ci_text, finite, get, pct
 
@@ -19,7 +24,8 @@ def _cell(ev: dict, model: str, bench: str) -> dict:
     return {"benchmark": bench, "in_domain": in_domain, "auroc": a if finite(a) else None,
             "shares_reals": bool(e and e.get("shares_reals")) and not in_domain,
             "value": f"{100.0 * a:.6g}" if finite(a) else "", "text": pct(a) if e else "",
-            "ci": ci_text(get(e, "metrics", "video", "auroc_ci")) if e else "", "missing": e is None, "best": False}
+            "ci": ci_text(get(e, "metrics", "video", "auroc_ci")) if e else "", "missing": e is None, "best": False,
+            "spread": ""}
 
 
 def _row(ev: dict, model: str, benches: list[str], color: str) -> dict:
@@ -33,7 +39,51 @@ def _row(ev: dict, model: str, benches: list[str], color: str) -> dict:
             "mean_value": f"{100.0 * mean:.6g}" if mean is not None else "",
             "mean_text": pct(mean) + ("*" if mean is not None and len(vals) < len(cross) else ""),
             "mean_n": len(vals), "mean_best": False, "mean_complete": len(vals) == len(cross),
-            "evaluated": any((model, b) in ev for b in benches)}
+            "evaluated": any((model, b) in ev for b in benches), "mean_spread": "", "seeds": 0, "runs": []}
+
+
+def _spread(vals: list[float]) -> tuple[float | None, float | None, str]:
+    """Mean, sample standard deviation (None for one value) and ``± std · n = k`` of AUROCs."""
+    if not vals:
+        return None, None, ""
+    std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+    return float(np.mean(vals)), std, (f"\u00b1 {pct(std)} \u00b7 " if std is not None else "") + f"n = {len(vals)}"
+
+
+def _spread_cell(cells: list[dict], bench: str) -> dict:
+    """A seeded model's cell: the mean of its runs' values, their spread and count."""
+    mean, std, text = _spread([c["auroc"] for c in cells if c["auroc"] is not None])
+    in_domain = any(c["in_domain"] for c in cells)
+    return {"benchmark": bench, "in_domain": in_domain, "auroc": mean, "std": std,
+            "shares_reals": any(c["shares_reals"] for c in cells) and not in_domain,
+            "value": f"{100.0 * mean:.6g}" if mean is not None else "", "text": pct(mean),
+            "ci": "", "spread": text, "missing": all(c["missing"] for c in cells), "best": False}
+
+
+def _seeded_row(ev: dict, model: str, runs: list[tuple[str, int]], benches: list[str], styles: dict) -> dict:
+    """One row for a model's seeds (see the module's docstring), its runs' rows under ``runs``."""
+    color = styles[runs[0][0]]["color"]
+    per_run = [{**_row(ev, run, benches, styles[run]["color"]), "seed": seed} for run, seed in runs]
+    done = [r for r in per_run if r["evaluated"]]
+    cells = [_spread_cell([r["cells"][j] for r in done], b) for j, b in enumerate(benches)]
+    mean, _, spread = _spread([r["mean"] for r in done if r["mean"] is not None])
+    complete = bool(done) and all(r["mean_complete"] for r in done)
+    wo = [c["auroc"] for c in cells if c["auroc"] is not None and not c["in_domain"] and not c["shares_reals"]]
+    return {"model": model, "color": color, "cells": cells, "mean": mean,
+            "mean_wo_value": f"{100.0 * np.mean(wo):.6g}" if wo else "", "mean_wo_text": pct(float(np.mean(wo)) if wo else None),
+            "mean_value": f"{100.0 * mean:.6g}" if mean is not None else "",
+            "mean_text": pct(mean) + ("*" if mean is not None and not complete else ""), "mean_spread": spread,
+            "mean_n": max((r["mean_n"] for r in done), default=0), "mean_best": False, "mean_complete": complete,
+            "evaluated": bool(done), "seeds": len(runs), "runs": per_run}
+
+
+def _groups(runs: list[str]) -> dict[str, list[tuple[str, int | None]]]:
+    """Model -> its runs with their seeds, in first-seen order."""
+    out: dict[str, list] = {}
+    for run in runs:
+        model, seed = run_of(run)
+        out.setdefault(model, []).append((run, seed))
+    return out
 
 
 def _mark_best(rows: list[dict], n_cols: int) -> None:
@@ -49,7 +99,9 @@ def _mark_best(rows: list[dict], n_cols: int) -> None:
 
 
 def headline_rows(ev: dict, models: list[str], benches: list[str], styles: dict) -> list[dict]:
-    rows = [_row(ev, m, benches, styles[m]["color"]) for m in models]
+    """One row per model (``models``: runs' names, a seeded model's runs grouped into one row)."""
+    rows = [_seeded_row(ev, m, runs, benches, styles) if runs[0][1] is not None
+            else _row(ev, runs[0][0], benches, styles[runs[0][0]]["color"]) for m, runs in _groups(models).items()]
     rows = [r for r in rows if r["evaluated"]]
     _mark_best(rows, len(benches))
     return rows

@@ -1,6 +1,8 @@
 """``metrics.csv``: every metric of every evaluation as one tidy row.
 
-Columns ``model,benchmark,level,method,metric,value``: ``level`` is ``frame`` or ``video``, ``method``
+Columns ``model,seed,benchmark,level,method,metric,value``: ``model`` is the model's name and ``seed``
+the run's seed for a model with ``seeds`` (its run ``<model>-seed<N>``), empty for an unseeded run (so
+rows group by model); ``level`` is ``frame`` or ``video``, ``method``
 ``all`` for the overall row or a manipulation method (its fakes against all reals), ``metric`` a key
 of ``metrics.json`` (``auroc_ci`` becomes ``auroc_ci_low`` / ``auroc_ci_high``). Undefined values
 (null in the JSON) are empty. Robustness points are rows of their derived benchmark
@@ -13,9 +15,10 @@ import csv
 import io
 import math
 
+from pipeline.core.config import run_of
 from pipeline.core.files import write_text
 
-COLUMNS = ("model", "benchmark", "level", "method", "metric", "value")
+COLUMNS = ("model", "seed", "benchmark", "level", "method", "metric", "value")
 LEVELS = ("frame", "video")
 
 
@@ -42,15 +45,20 @@ def _cell(v) -> str:
     return repr(float(v)) if isinstance(v, float) else str(v)
 
 
+def _model_seed(run: str) -> tuple[str, str]:
+    model, seed = run_of(run)
+    return model, "" if seed is None else str(seed)
+
+
 def write_metrics_csv(path, evaluations: list[dict], robustness: list[dict]) -> int:
     """Write ``metrics.csv`` from evaluations (``{model, benchmark, metrics}``) and robustness results
-    (``{model, result}``); returns the number of rows."""
+    (``{model, result}``), ``model`` being a run's name; returns the number of rows."""
     rows = [r for e in evaluations for r in metric_rows(e["model"], e["benchmark"], e["metrics"])]
     rows += [r for e in robustness for p in e["result"].get("points") or []
              for r in metric_rows(e["model"], p["benchmark"], p)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)
-    w.writerows([*r[:5], _cell(r[5])] for r in rows)
+    w.writerows([*_model_seed(r[0]), *r[1:5], _cell(r[5])] for r in rows)
     write_text(path, buf.getvalue())
     return len(rows)

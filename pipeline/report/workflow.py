@@ -32,11 +32,12 @@ class _Gather:
     """The paths of one config's outputs; ``have`` raises for a missing one when ``require_all``."""
 
     def __init__(self, config: dict, require_all: bool, selections=()):
-        from pipeline.core.config import model_config
+        from pipeline.core.config import model_config, runs
         from pipeline.core.layout import from_config
 
         self.config, self.require_all, self.L = config, require_all, from_config(config)
-        self.models, self.benchmarks = list(config["models"]), list(config["benchmarks"])
+        # one entry per run (a seeded model's runs are <model>-seed<N>); the report groups them by model
+        self.models, self.benchmarks = runs(config), list(config["benchmarks"])
         self.model_cfg = {m: model_config(config, m) for m in self.models}
         # the selection rule's records (results/models/<model>/...), as the report rule's input lists them
         self.selections = {Path(p).parent.name: p for p in selections}

@@ -35,7 +35,7 @@ def dependency_edges(config: dict) -> dict[str, list[str]]:
                     down[L.videos(ds)].append(L.shard(ds, split, chunk, ext))
                     down[L.shard(ds, split, chunk, ext)].append(L.frames(ds))
         down[L.stats(ds)].append(L.report())
-    for model in config["models"]:
+    for model in pconfig.runs(config):
         cfg = pconfig.model_config(config, model)
         for ds in {cfg["data"]["dataset"]} | {ds for ds, _ in pconfig.val_sets(cfg)}:
             down[L.frames(ds)].append(L.adapter(model))

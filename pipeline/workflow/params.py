@@ -86,5 +86,5 @@ def report(config: dict) -> dict:
     """The report shows the configuration as provenance, so it depends on all of it: every section as
     completed, every model with its full settings; but for the bulk scoring sets (``predict``), which
     it does not show."""
-    models = {name: pconfig.model_config(config, name) for name in config["models"]}
+    models = {name: pconfig.model_settings(config, name) for name in config["models"]}
     return canonical({**{k: v for k, v in config.items() if k != "predict"}, "models": models})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.core.config import model_config, used_datasets
+from pipeline.core.config import model_config, model_runs, runs, used_datasets
 from pipeline.core.layout import from_config
 from pipeline.fetch import hub_token_present, kaggle_credentials_present
 
@@ -59,7 +59,7 @@ def _source_entry(config: dict, ds: str) -> str:
 
 
 def _used_weights(config: dict) -> list[str]:
-    return sorted({model_config(config, m)["weights"] for m in config["models"]})
+    return sorted({model_config(config, m)["weights"] for m in runs(config)})
 
 
 def missing_sources(config: dict) -> list[str]:
@@ -67,7 +67,7 @@ def missing_sources(config: dict) -> list[str]:
     naming the config line to change; shown when the workflow is planned."""
     used = {b["dataset"]: f"benchmark {name!r}" for name, b in config["benchmarks"].items()}
     for model in config["models"]:
-        used.setdefault(model_config(config, model)["data"]["dataset"], f"model {model!r}")
+        used.setdefault(model_config(config, model_runs(config, model)[0])["data"]["dataset"], f"model {model!r}")
     out = []
     for ds, user in used.items():
         entry = config["datasets"].get(ds, {})

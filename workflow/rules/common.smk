@@ -2,6 +2,7 @@
 # each rule's params (pipeline.workflow.params), code keys and job sizes. Planning imports only
 # Snakemake, PyYAML, polars and the standard library: no compute package.
 import os
+import re
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the `pipeline` package of this checkout
@@ -34,7 +35,9 @@ L = layout.from_config(config)
 REPORT = L.report()
 ENV = "../../envs/pipeline.yaml"
 
-MODELS = list(config["models"])
+# Runs: a model without `seeds` is one run named as the model; with seeds, one run per seed,
+# `<model>-seed<N>` (pipeline.core.config.runs). Training and evaluation jobs are one per run.
+MODELS = pconfig.runs(config)
 BENCHMARKS = list(config["benchmarks"])
 WEIGHTS = list(config["weights"])
 # Only the datasets, and of them the splits, that a model or benchmark uses are fetched and cropped.
@@ -53,7 +56,7 @@ SELECTED = selection.selected(config)
 
 wildcard_constraints:
     ds="|".join(config["datasets"]),
-    model="|".join(MODELS),
+    model="|".join(map(re.escape, MODELS)),
     bench="|".join(BENCHMARKS),
     weights="|".join(WEIGHTS),
     split=r"[A-Za-z0-9]+",
@@ -280,6 +283,6 @@ def predict_model_inputs(wildcards):
     """The model's adapter (trained first when it is a model of this config) and, then, its backbone."""
     model = config["predict"][wildcards.pset]["model"]
     adapter = f"{bulk.model_dir(config, wildcards.pset)}/{layout.ADAPTER}"
-    if model not in config["models"]:
+    if model not in MODELS:
         return {"adapter": adapter}
     return {"adapter": adapter, "weights": L.weights_marker(model_weights(model))}
