@@ -40,14 +40,15 @@ def path(L: layout.Layout, model: str) -> str:
 
 
 def selected(config: dict) -> list[str]:
-    """The models whose checkpoint is chosen on validation sets: the gradient-trained ones."""
-    return [m for m in config["models"] if pconfig.model_config(config, m)["kind"] == "train"]
+    """The runs (a model, or each seed of a model with ``seeds``) whose checkpoint is chosen on validation
+    sets: the gradient-trained ones."""
+    return [r for r in pconfig.runs(config) if pconfig.model_config(config, r)["kind"] == "train"]
 
 
 def check_config(config: dict) -> None:
     """What the schema cannot say about selection settings; raises :class:`ConfigError` naming the key."""
     for name in config["models"]:
-        cfg = pconfig.model_config(config, name)
+        cfg = pconfig.model_settings(config, name)
         if cfg["select_metric"] == "last" and cfg.get("select_tiebreak"):
             raise ConfigError(f"models.{name}.select_tiebreak is set but select_metric is 'last': nothing to "
                               "break; remove select_tiebreak or select on a metric")
