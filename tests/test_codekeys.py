@@ -77,3 +77,24 @@ def test_a_job_is_keyed_on_the_modules_it_ran(tree, tmp_path):
     # a module it ran that is gone (moved or deleted): a new key
     (tree / "pipeline/model.py").unlink()
     assert codekeys.code_key(tree / "scripts/train.py", record, tree) != changed
+
+
+# The jobs that crop, index, cache features and evaluate: hours on FF++ c23. They read only the schema's
+# defaults (pipeline.core.schema), never the planning side of the config (runs, checks, per-rule slices),
+# so an edit there reruns none of them.
+DATA_AND_EVALUATION_SCRIPTS = ("faces", "index", "import_crops", "manifest", "features", "evaluate", "robustness")
+
+
+@pytest.mark.parametrize("script", DATA_AND_EVALUATION_SCRIPTS)
+def test_data_and_evaluation_jobs_are_not_keyed_on_the_planning_config(repo, script):
+    closure = codekeys.module_closure(str(repo / "workflow" / "scripts" / f"{script}.py"), root=repo)
+    assert "pipeline.core.schema" in closure or script in ("index", "manifest", "import_crops")
+    assert "pipeline.core.config" not in closure
+
+
+def test_the_faces_job_really_imports_no_planning_config(repo):
+    """What the faces job's process imports (its record), not only what its imports say."""
+    code = ("import sys; import pipeline.faces.extract, pipeline.workflow.job, pipeline.core.tables; "
+            "print('pipeline.core.config' in sys.modules, 'pipeline.core.schema' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipeline.core import config, tables
+from pipeline.core import schema, tables
 from pipeline.core.files import write_json
 from .metrics import evaluate_scores, jsonable
 
@@ -113,7 +113,7 @@ def _detector(adapter, weights_dir, device):
     return detector, device, extra
 
 
-_DEFAULTS = config.defaults("evaluate")
+_DEFAULTS = schema.defaults("evaluate")
 
 
 @dataclass(frozen=True)

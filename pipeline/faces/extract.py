@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from pipeline.core import config, tables
+from pipeline.core import schema, tables
 from pipeline.core.codec import CODECS, encode
 from pipeline.core.video import probe, read_frames, sample_indices
 from .base import Face, FaceBackend
@@ -23,7 +23,7 @@ from .geometry import POINT_SETS, align_points, alignment_matrix, warp
 log = logging.getLogger("pipeline.faces")
 
 
-_DEFAULTS = config.defaults("faces")
+_DEFAULTS = schema.defaults("faces")
 
 
 @dataclass(frozen=True)

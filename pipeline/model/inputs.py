@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
-from pipeline.core import codec, config
+from pipeline.core import codec, schema
 from pipeline.core.shards import check_shards, index_members
 
 
@@ -45,7 +45,7 @@ def to_uint8(img: Image.Image, image_size: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # Augmentations
 
-DEFAULT_AUGMENT = config.defaults("model", "augment")  # the config schema's
+DEFAULT_AUGMENT = schema.defaults("model", "augment")  # the config schema's
 
 
 def _merge_augment(cfg: dict | None) -> dict:

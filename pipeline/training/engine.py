@@ -13,14 +13,14 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn as nn
 
-from pipeline.core import config
+from pipeline.core import schema
 
 # precision (auto: bf16 on a GPU, fp32 on a CPU), attention (transformers' attn_implementation), compile
 # (False, True: inductor, or a torch.compile backend name), accumulate (micro-batches per optimiser step),
 # checkpoint_every (optimiser steps between saved training states, and each epoch's end), log_every
 # (optimiser steps between reads of the loss terms from the device), max_nonfinite (consecutive
 # non-finite steps tolerated before training stops): the config schema's defaults.
-DEFAULTS = config.defaults("model", "engine")
+DEFAULTS = schema.defaults("model", "engine")
 # Settings that do not change the result: not part of the resume identity.
 RUNTIME_KEYS = ("compile", "checkpoint_every", "log_every", "max_nonfinite")
 

@@ -20,7 +20,7 @@ import torch
 
 from pipeline.core import logs
 from pipeline.core.files import replacing
-from pipeline.core.config import complete_model
+from pipeline.core.schema import complete_model
 from pipeline.model import Detector, LossConfig, ShardCrops, derive_seed, load_backbone, pick_device, save_adapter
 from pipeline.evaluation import binary_metrics, video_scores
 from .optimizers import make_optimizer
