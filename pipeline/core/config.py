@@ -32,9 +32,44 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def load(path: str | Path) -> dict:
+def load(path: str | Path, root: str | Path | None = None) -> dict:
+    """A config file, merged over its ``base`` (:func:`with_base`; ``root``: the workflow's folder,
+    by default the nearest folder above the file that holds a ``Snakefile``)."""
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        config = yaml.safe_load(fh)
+    return with_base(config, root or _workflow_root(Path(path)), source=str(path))
+
+
+# Sections that a config's ``base`` does not lend it: a file that names one states the whole section.
+REPLACED = ("models", "benchmarks", "predict", "robustness")
+
+
+def with_base(config: dict, root: str | Path, source: str = "config") -> dict:
+    """``config`` deep-merged over the file its top-level ``base`` names (a path relative to the
+    workflow's folder ``root``; that file may name a base of its own), except the :data:`REPLACED`
+    sections, which replace the base's; without ``base``, ``config`` itself. ``base`` is not kept."""
+    chain, seen = [dict(config or {})], []
+    while chain[-1].get("base") is not None:
+        name = chain[-1]["base"]
+        path = Path(root) / str(name)
+        if str(path.resolve()) in seen:
+            raise ConfigError(f"{source}: base {name!r} is a cycle ({' -> '.join(seen)})")
+        seen.append(str(path.resolve()))
+        if not path.is_file():
+            raise ConfigError(f"{source}: base {name!r}: no such file under {root} (write the path from the "
+                              f"workflow's folder, e.g. base: config.yaml)")
+        with open(path) as fh:
+            chain.append(yaml.safe_load(fh) or {})
+    merged = {}
+    for layer in reversed(chain):
+        kept = {k: v for k, v in merged.items() if k not in REPLACED or k not in layer}
+        merged = deep_merge(kept, {k: v for k, v in layer.items() if k != "base"})
+    return merged
+
+
+def _workflow_root(path: Path) -> Path:
+    """The nearest folder at or above ``path``'s that holds a ``Snakefile`` (else the current folder)."""
+    return next((d for d in path.resolve().parents if (d / "Snakefile").is_file()), Path.cwd())
 
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"

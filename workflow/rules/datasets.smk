@@ -80,3 +80,25 @@ rule manifest:
         "Manifest of {wildcards.ds}"
     script:
         "../scripts/manifest.py"
+
+
+# Paired and unpaired training subsets (training.data.subset): planned only for a model that sets one.
+rule subsets:
+    input:
+        force_damaged,
+        pairs=L.pairs("{ds}"),
+        videos=ancient(L.videos("{ds}")),
+    output:
+        L.subsets("{ds}"),
+    log:
+        L.log("subsets", "{ds}"),
+    localrule: True
+    conda:
+        ENV
+    params:
+        spec=lambda wc: P.subsets(config),
+        code=code("subsets.py", "subsets", "{ds}"),
+    message:
+        "Paired and unpaired training subsets of {wildcards.ds}"
+    script:
+        "../scripts/subsets.py"
