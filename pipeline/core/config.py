@@ -296,7 +296,10 @@ def _check_kind(config: dict, name: str, cfg: dict) -> None:
 
 
 def _check_selection(config: dict, name: str, cfg: dict) -> None:
-    """Refuse to pick a model's checkpoint on data that a benchmark reports (its test split)."""
+    """Refuse to pick a model's checkpoint on data that a benchmark reports (its test split), or on none."""
+    if not val_sets(cfg) and cfg["select_metric"] != "last":
+        raise ConfigError(f"models.{name}: no validation set (data.val_split is null and data.val_sets empty) "
+                          f"to select a checkpoint on; add one, or set select_metric: last")
     for i, (ds, split) in enumerate(val_sets(cfg)):
         key = "data.val_split" if i == 0 and cfg["data"].get("val_split") else "data.val_sets"
         if ds not in config["datasets"]:
