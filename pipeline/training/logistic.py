@@ -78,7 +78,7 @@ def train_logistic(train_features, val_features: dict, backbone_dir, cfg: dict, 
     score each validation set (the training dataset's of ``data.methods``), write the adapter and a
     training log (one ``val`` row: the mean over the sets, plus one row per set when several)."""
     t0 = time.time()
-    d = cfg["data"]
+    d = cfg.get("data") or {}
     rows, x = _selected(train_features, d, subsets_path)
     if rows.height == 0:
         raise ValueError(f"{train_features}: no training crops"
@@ -88,7 +88,7 @@ def train_logistic(train_features, val_features: dict, backbone_dir, cfg: dict, 
     model = fit(x, rows.get_column("label").to_numpy(), cfg["logistic"], seed)
     head = fold_head(model)
     same = {"methods": d.get("methods")}
-    per_set = {name: _val_metrics(head_scores(*_selected(path, same if name.split("/")[0] == d["dataset"] else {}),
+    per_set = {name: _val_metrics(head_scores(*_selected(path, same if name.split("/")[0] == d.get("dataset") else {}),
                                               head)) for name, path in val_features.items()}
     scored = [m for m in per_set.values() if m["n_frames"]]
     mean = {k: (float(np.mean([m[k] for m in scored])) if scored else math.nan)
