@@ -1,6 +1,7 @@
 # Datasets: a dataset's layout -> videos.parquet (index, one job per dataset, a checkpoint: the faces
 # jobs are known once the videos are listed); crops that a dataset brings -> shards (import_crops,
-# instead of faces); every shard table -> frames.parquet, pairs.parquet, stats.json (manifest).
+# instead of faces); every shard table -> frames.parquet, pairs.parquet, stats.json (manifest); pairs ->
+# paired and unpaired training subsets, subsets.parquet (subsets).
 
 
 checkpoint index:
