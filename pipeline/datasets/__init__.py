@@ -1,4 +1,4 @@
-"""The datasets stage (``index``, ``import_crops``, ``manifest`` rules): a dataset's own layout ->
+"""The datasets stage (``index``, ``import_crops``, ``manifest``, ``subsets`` rules): a dataset's own layout ->
 ``videos.parquet`` (:mod:`.adapters`, :mod:`.index`), crops a dataset brings -> shards
 (:mod:`.imports`), every shard table -> ``frames.parquet``, ``pairs.parquet``, ``stats.json``
 (:mod:`.manifest`); paired and unpaired training subsets -> ``subsets.parquet`` (:mod:`.subsets`)."""
