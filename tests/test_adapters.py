@@ -287,6 +287,8 @@ def test_folder_adapter_label_rule(tmp_path, put):
     df = index.list_videos("f", "folder", tmp_path, {"real": ["Pristine"]})
     assert counts(df) == {("test", 0): 2, ("test", 1): 2}
     assert sorted(df["method"]) == ["gan", "real", "real", "swap"] and "pristine/sub/a" in set(df["video_id"])
+    only = index.list_videos("f", "folder", tmp_path, {"real": ["Pristine"], "methods": ["pristine", "swap"]})
+    assert sorted(only["method"]) == ["real", "real", "swap"]  # options.methods: only these class folders
 
 
 def test_the_workflow_declares_completeness_where_the_index_writes_it():

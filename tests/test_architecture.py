@@ -131,7 +131,7 @@ sys.meta_path.insert(0, Blocker())
 """
 
 
-@pytest.mark.parametrize("config", ["config.yaml", "config/demo.yaml"])
+@pytest.mark.parametrize("config", ["config.yaml", "config/demo.yaml", "config/demo_paired_vs_unpaired.yaml"])
 def test_planning_imports_no_compute_package(tmp_path, config):
     work = tmp_path / "work"
     work.mkdir()

@@ -36,7 +36,7 @@ def test_unknown_key_is_named_with_the_closest_allowed_one(demo_cfg):
     cfg["evaluat"] = {}
     lines = _error(cfg).splitlines()
     assert lines[0] == "config/x.yaml does not match config.schema.yaml:"
-    assert "  evaluat: unknown key; did you mean evaluate? allowed: benchmarks," in lines[1]
+    assert "  evaluat: unknown key; did you mean evaluate? allowed: base, benchmarks," in lines[1]
     assert lines[2] == "  faces.chunk_size: missing; this key is required"
     assert lines[3].startswith("  faces.num_frame: unknown key; did you mean num_frames? allowed: backend,")
     assert len(lines) == 4 and max(map(len, lines)) < 300  # a list of allowed keys, no schema or config dump

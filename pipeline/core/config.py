@@ -22,9 +22,44 @@ class ConfigError(ValueError):
     """A config value that refers to something that does not exist."""
 
 
-def load(path: str | Path) -> dict:
+def load(path: str | Path, root: str | Path | None = None) -> dict:
+    """A config file, merged over its ``base`` (:func:`with_base`; ``root``: the workflow's folder,
+    by default the nearest folder above the file that holds a ``Snakefile``)."""
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        config = yaml.safe_load(fh)
+    return with_base(config, root or _workflow_root(Path(path)), source=str(path))
+
+
+# Sections that a config's ``base`` does not lend it: a file that names one states the whole section.
+REPLACED = ("models", "benchmarks", "predict", "robustness")
+
+
+def with_base(config: dict, root: str | Path, source: str = "config") -> dict:
+    """``config`` deep-merged over the file its top-level ``base`` names (a path relative to the
+    workflow's folder ``root``; that file may name a base of its own), except the :data:`REPLACED`
+    sections, which replace the base's; without ``base``, ``config`` itself. ``base`` is not kept."""
+    chain, seen = [dict(config or {})], []
+    while chain[-1].get("base") is not None:
+        name = chain[-1]["base"]
+        path = Path(root) / str(name)
+        if str(path.resolve()) in seen:
+            raise ConfigError(f"{source}: base {name!r} is a cycle ({' -> '.join(seen)})")
+        seen.append(str(path.resolve()))
+        if not path.is_file():
+            raise ConfigError(f"{source}: base {name!r}: no such file under {root} (write the path from the "
+                              f"workflow's folder, e.g. base: config.yaml)")
+        with open(path) as fh:
+            chain.append(yaml.safe_load(fh) or {})
+    merged = {}
+    for layer in reversed(chain):
+        kept = {k: v for k, v in merged.items() if k not in REPLACED or k not in layer}
+        merged = deep_merge(kept, {k: v for k, v in layer.items() if k != "base"})
+    return merged
+
+
+def _workflow_root(path: Path) -> Path:
+    """The nearest folder at or above ``path``'s that holds a ``Snakefile`` (else the current folder)."""
+    return next((d for d in path.resolve().parents if (d / "Snakefile").is_file()), Path.cwd())
 
 
 def validate_config(config: dict, schema: str | Path = SCHEMA, source: str = "config") -> dict:
@@ -245,7 +280,10 @@ def _check_kind(config: dict, name: str, cfg: dict) -> None:
 
 
 def _check_selection(config: dict, name: str, cfg: dict) -> None:
-    """Refuse to pick a model's checkpoint on data that a benchmark reports (its test split)."""
+    """Refuse to pick a model's checkpoint on data that a benchmark reports (its test split), or on none."""
+    if not val_sets(cfg) and cfg["select_metric"] != "last":
+        raise ConfigError(f"models.{name}: no validation set (data.val_split is null and data.val_sets empty) "
+                          f"to select a checkpoint on; add one, or set select_metric: last")
     for i, (ds, split) in enumerate(val_sets(cfg)):
         key = "data.val_split" if i == 0 and cfg["data"].get("val_split") else "data.val_sets"
         if ds not in config["datasets"]:

@@ -61,6 +61,10 @@ class Layout:
     def pairs(self, ds: str) -> str:
         return f"{self.results}/{ds}/pairs.parquet"
 
+    def subsets(self, ds: str) -> str:
+        """The paired and unpaired training subsets of a dataset (``training.data.subset``)."""
+        return f"{self.results}/{ds}/subsets.parquet"
+
     def stats(self, ds: str) -> str:
         return f"{self.results}/{ds}/stats.json"
 

@@ -1,7 +1,7 @@
-"""The datasets stage (``index``, ``import_crops``, ``manifest`` rules): a dataset's own layout ->
+"""The datasets stage (``index``, ``import_crops``, ``manifest``, ``subsets`` rules): a dataset's own layout ->
 ``videos.parquet`` (:mod:`.adapters`, :mod:`.index`), crops a dataset brings -> shards
 (:mod:`.imports`), every shard table -> ``frames.parquet``, ``pairs.parquet``, ``stats.json``
-(:mod:`.manifest`)."""
+(:mod:`.manifest`); paired and unpaired training subsets -> ``subsets.parquet`` (:mod:`.subsets`)."""
 
 from pipeline import lazy_exports
 
@@ -10,6 +10,7 @@ _EXPORTS = {
     "assign_chunks": "index",
     "import_chunk": "imports", "probe_frames": "imports",
     "build_manifest": "manifest", "build_pairs": "manifest", "data_stats": "manifest",
+    "build_subsets": "subsets", "draw_split": "subsets", "select_training": "subsets",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

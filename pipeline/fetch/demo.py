@@ -323,6 +323,7 @@ def make_demo_dataset(
     style: str = "gradient",
     blend: dict | None = None,
     corrupt: int = 0,
+    methods: dict | None = None,
 ) -> Path:
     """Write a demo dataset and return ``out_dir`` (as a Path).
 
@@ -335,6 +336,10 @@ def make_demo_dataset(
     that many reals and as many fakes, one per real. Reals are numbered globally in split order
     (``real_0000`` ...); ``fake_NNNN`` is made from ``real_NNNN``. ``corrupt`` adds that many
     unreadable files ``broken_NNN.mp4`` (label 1, method SBI, split test).
+
+    ``methods`` (instead of ``blend``): method name -> its ``blend``; each real then gets one fake per
+    method, ``<method>/<method>_NNNN.mp4`` (the blending of method number ``j`` drawn from
+    ``default_rng([seed, index, 1 + j])``), and broken files go under the first method.
     """
     if style not in STYLES:
         raise ValueError(f"unknown demo style {style!r}; known styles: {', '.join(STYLES)}")
@@ -344,21 +349,28 @@ def make_demo_dataset(
         raise ValueError(f"unknown splits in counts: {sorted(unknown)}; known: {', '.join(SPLITS)}")
     if frames < 1 or size < 64:
         raise ValueError("the demo needs frames >= 1 and size >= 64")
-    blend_params(np.random.default_rng(0), blend)  # validate the blend keys before any work
+    if methods is not None and (blend is not None or not methods or "real" in methods):
+        raise ValueError("demo methods: give either blend or methods (name -> blend), at least one, none named real")
+    blends = {"SBI": blend} if methods is None else dict(methods)
+    for b in blends.values():
+        blend_params(np.random.default_rng(0), b)  # validate the blend keys before any work
 
     out_dir = Path(out_dir)
-    for method in ("real", "SBI"):
+    for method in ("real", *blends):
         (out_dir / method).mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     index = 0
     for split in SPLITS:
         for _ in range(int(counts.get(split, 0))):
-            real_id, fake_id = f"real_{index:04d}", f"fake_{index:04d}"
-            real, fake, _, _ = render_pair(seed, index, frames, size, style, blend)
-            for vid, frames_rgb, label, method, source in (
-                (real_id, real, 0, "real", real_id),
-                (fake_id, fake, 1, "SBI", real_id),
-            ):
+            real_id = f"real_{index:04d}"
+            real, lms = render_real(np.random.default_rng([seed, index, 0]), frames, size, style)
+            videos = [(real_id, real, 0, "real", real_id)]
+            for j, (method, b) in enumerate(blends.items()):
+                params = blend_params(np.random.default_rng([seed, index, 1 + j]), b)
+                fake = [self_blend(frame, lm, params)[0] for frame, lm in zip(real, lms)]
+                fake_id = f"fake_{index:04d}" if methods is None else f"{method}_{index:04d}"
+                videos.append((fake_id, fake, 1, method, real_id))
+            for vid, frames_rgb, label, method, source in videos:
                 rel = f"{method}/{vid}.mp4"
                 write_video(out_dir / rel, frames_rgb, fps)
                 rows.append(
@@ -375,10 +387,10 @@ def make_demo_dataset(
     crng = np.random.default_rng([seed, 0xBAD])
     for j in range(int(corrupt)):
         vid = f"broken_{j:03d}"
-        rel = f"SBI/{vid}.mp4"
+        rel = f"{next(iter(blends))}/{vid}.mp4"
         (out_dir / rel).write_bytes(crng.integers(0, 256, size=4096, dtype=np.uint8).tobytes())
         rows.append(
-            {"video_id": vid, "path": rel, "label": 1, "method": "SBI", "source_id": "", "split": "test"}
+            {"video_id": vid, "path": rel, "label": 1, "method": next(iter(blends)), "source_id": "", "split": "test"}
         )
 
     tmp = out_dir / "labels.csv.tmp"

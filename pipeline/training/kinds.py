@@ -26,6 +26,8 @@ MODULES = {"train": "pipeline.training.loop", "logistic": "pipeline.training.log
 # Settings that never change what gradient training produces: how many loader processes, how often the
 # state is saved and the loss read, how many non-finite steps are tolerated.
 RESULT_FREE = {"data": ("workers",), "engine": ("checkpoint_every", "log_every", "max_nonfinite")}
+# Which training crops a model reads, when set (``data.methods``, ``data.subset``): absent by default.
+FILTERS = ("methods", "subset")
 
 
 def settings(config: dict, model: str) -> dict:
@@ -51,8 +53,12 @@ def project(cfg: dict) -> dict:
     if kind == "logistic":
         d = cfg["data"]
         return {"kind": kind, "backbone": cfg["backbone"], "weights": cfg["weights"], "logistic": cfg["logistic"],
-                "data": {k: d[k] for k in ("dataset", "train_split", "val_split", "val_sets") if k in d}}
+                "data": {k: d[k] for k in ("dataset", "train_split", "val_split", "val_sets", *FILTERS)
+                         if d.get(k, "") is not None and k in d}}
     out = {k: copy.deepcopy(v) for k, v in cfg.items() if k not in ("logistic", "released", "seed")}
+    for key in FILTERS:  # unset and null are the same setting: every training video
+        if out["data"].get(key, "") is None:
+            out["data"].pop(key)
     for section, keys in RESULT_FREE.items():
         for key in keys:
             out.get(section, {}).pop(key, None)
@@ -63,7 +69,8 @@ def paths(config: dict, model: str, results: str | None = None) -> dict:
     """Every file or folder making ``model`` reads or writes, by role (the workflow's layout, under
     ``results`` when given): ``backbone`` (folder) and ``backbone_marker``, then per kind ``frames``,
     ``pairs`` and ``val_frames`` (dataset -> frames.parquet), ``train_features`` and ``val_features``
-    (``dataset/split`` -> features), or ``released`` (folder) and ``released_marker``; and the outputs
+    (``dataset/split`` -> features), or ``released`` (folder) and ``released_marker``; ``subsets`` (the
+    training dataset's subsets.parquet) only for a model that sets ``data.subset``; and the outputs
     ``adapter``, ``log`` and ``work_dir`` (the resumable state)."""
     L = layout.Layout(results=results or config["results"])
     cfg = pconfig.model_config(config, model)
@@ -80,6 +87,8 @@ def paths(config: dict, model: str, results: str | None = None) -> dict:
         others = sorted({ds for ds, _ in pconfig.val_sets(cfg)} - {d["dataset"]})
         out.update(frames=L.frames(d["dataset"]), pairs=L.pairs(d["dataset"]),
                    val_frames={ds: L.frames(ds) for ds in others})
+    if kind != "released" and d.get("subset"):
+        out["subsets"] = L.subsets(d["dataset"])
     return out
 
 
@@ -90,7 +99,8 @@ def runtime(config: dict, model: str) -> dict:
     return {section: {key: cfg[section][key] for key in keys} for section, keys in RESULT_FREE.items()}
 
 
-INPUTS = ("backbone_marker", "released_marker", "frames", "pairs", "val_frames", "train_features", "val_features")
+INPUTS = ("backbone_marker", "released_marker", "frames", "pairs", "val_frames", "train_features", "val_features",
+          "subsets")
 
 
 def inputs(paths: dict) -> dict:
@@ -108,8 +118,8 @@ def make(settings: dict, paths: dict, *, runtime: dict | None = None, threads: i
         return module.convert_released(paths["released"], paths["backbone"], cfg, paths["adapter"], paths["log"])
     if kind == "logistic":
         return module.train_logistic(paths["train_features"], paths["val_features"], paths["backbone"], cfg,
-                                     paths["adapter"], paths["log"], seed=seed)
+                                     paths["adapter"], paths["log"], seed=seed, subsets_path=paths.get("subsets"))
     cfg = pconfig.deep_merge(cfg, runtime or {})
     return module.train_model(paths["frames"], paths["backbone"], cfg, paths["adapter"], paths["log"],
                               paths["work_dir"], seed=seed, threads=threads, pairs_path=paths["pairs"],
-                              val_frames=paths["val_frames"])
+                              val_frames=paths["val_frames"], subsets_path=paths.get("subsets"))

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from pipeline.datasets import select_training
 from pipeline.model import head_scores, read_features, write_adapter
 from pipeline.evaluation import binary_metrics, video_scores
 from .records import write_log
@@ -62,19 +63,33 @@ def image_size(backbone_dir) -> int:
     return int(cfg.get("vision_config", cfg).get("image_size", 224))
 
 
+def _selected(path, data: dict, subsets_path=None) -> tuple[pl.DataFrame, np.ndarray]:
+    """The rows and features of a features table that ``data.methods`` / ``data.subset`` keep."""
+    rows, x = read_features(path)
+    if not (data.get("methods") or data.get("subset")):
+        return rows, x
+    kept = select_training(rows.with_row_index("_row"), data, subsets_path)
+    return kept.drop("_row"), x[kept["_row"].to_numpy()]
+
+
 def train_logistic(train_features, val_features: dict, backbone_dir, cfg: dict, adapter_path, log_path, *,
-                   seed: int) -> dict:
-    """Fit the baseline on the train split's features, score each validation set, write the adapter
-    and a training log (one ``val`` row: the mean over the sets, plus one row per set when several)."""
+                   seed: int, subsets_path=None) -> dict:
+    """Fit the baseline on the train split's features (of ``data.methods`` and ``data.subset`` when set),
+    score each validation set (the training dataset's of ``data.methods``), write the adapter and a
+    training log (one ``val`` row: the mean over the sets, plus one row per set when several)."""
     t0 = time.time()
-    rows, x = read_features(train_features)
+    d = cfg.get("data") or {}
+    rows, x = _selected(train_features, d, subsets_path)
     if rows.height == 0:
-        raise ValueError(f"{train_features}: no training crops")
+        raise ValueError(f"{train_features}: no training crops"
+                         + (f" of methods {d['methods']}" if d.get("methods") else ""))
     if rows.get_column("label").n_unique() < 2:
         raise ValueError(f"{train_features}: the training crops are all one class; the baseline needs both")
     model = fit(x, rows.get_column("label").to_numpy(), cfg["logistic"], seed)
     head = fold_head(model)
-    per_set = {name: _val_metrics(head_scores(*read_features(path), head)) for name, path in val_features.items()}
+    same = {"methods": d.get("methods")}
+    per_set = {name: _val_metrics(head_scores(*_selected(path, same if name.split("/")[0] == d.get("dataset") else {}),
+                                              head)) for name, path in val_features.items()}
     scored = [m for m in per_set.values() if m["n_frames"]]
     mean = {k: (float(np.mean([m[k] for m in scored])) if scored else math.nan)
             for k in ("frame_auroc", "video_auroc")}

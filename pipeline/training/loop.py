@@ -21,6 +21,7 @@ import torch
 from pipeline.core import logs
 from pipeline.core.files import replacing
 from pipeline.core.schema import complete_model
+from pipeline.datasets import select_training
 from pipeline.model import Detector, LossConfig, ShardCrops, derive_seed, load_backbone, pick_device, save_adapter
 from pipeline.evaluation import binary_metrics, video_scores
 from .optimizers import make_optimizer
@@ -143,13 +144,21 @@ def _split(crops: pl.DataFrame, value) -> pl.DataFrame:
     return crops.filter(pl.col("split").is_in([value] if isinstance(value, str) else list(value)))
 
 
-def _read_data(frames_path, cfg: dict, seed: int, pairs_path, val_frames: dict | None, name: str) -> tuple:
-    """``(train, vals, pairs)``: the training crops (thinned by ``data.fraction``) and the validation sets."""
+def _read_data(frames_path, cfg: dict, seed: int, pairs_path, val_frames: dict | None, name: str,
+               subsets_path=None) -> tuple:
+    """``(train, vals, pairs)``: the training crops (of ``data.methods`` and ``data.subset`` when set,
+    thinned by ``data.fraction``) and the validation sets (the training dataset's of ``data.methods``)."""
     d = cfg["data"]
     train = _split(pl.read_parquet(frames_path).filter(pl.col("key").is_not_null()), d["train_split"])
+    train = select_training(train, d, subsets_path)
     if train.height == 0:
-        raise ValueError(f"{frames_path}: no crops in train split {d['train_split']!r}")
+        raise ValueError(f"{frames_path}: no crops in train split {d['train_split']!r}"
+                         + (f" of methods {d['methods']}" if d.get("methods") else "")
+                         + (f" in subset {d['subset']!r}" if d.get("subset") else ""))
     vals = read_val_sets(cfg, {d.get("dataset"): frames_path, **(val_frames or {})}, name)
+    if d.get("methods"):
+        vals = {key: select_training(v, {"methods": d["methods"]}) if key.split("/")[0] == d.get("dataset") else v
+                for key, v in vals.items()}
     strategy, fraction = d["order"], float(d["fraction"])
     pairs = pl.read_parquet(pairs_path) if (strategy == "paired" or fraction < 1) and pairs_path else None
     return video_fraction(train, pairs, fraction, seed), vals, pairs
@@ -174,14 +183,14 @@ def _detector(backbone_dir, cfg: dict, engine: Engine, device, dtype, seed: int)
 
 
 def prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames=None,
-            world: World = World(), name: str = "this model") -> Run:
+            world: World = World(), name: str = "this model", subsets_path=None) -> Run:
     """Read the data, build the model, optimiser and loaders of a run (from scratch: see :func:`resume`)."""
     engine = Engine.from_cfg(cfg.get("engine"))
     dtype = engine.dtype(device)
     if cfg["select_metric"] not in SELECT_METRICS or cfg.get("select_tiebreak") not in (None, *METRICS):
         raise ValueError(f"select_metric must be one of {SELECT_METRICS} and select_tiebreak one of {METRICS}, got "
                          f"{cfg.get('select_metric')!r} and {cfg.get('select_tiebreak')!r}")
-    train, vals, pairs = _read_data(frames_path, cfg, seed, pairs_path, val_frames, name)
+    train, vals, pairs = _read_data(frames_path, cfg, seed, pairs_path, val_frames, name, subsets_path)
     batch_size = _batch_size(cfg, train.height)
     if batch_size % (engine.accumulate * world.size):
         raise ValueError(f"batch size {batch_size} is not a multiple of engine.accumulate ({engine.accumulate}) "
@@ -352,7 +361,7 @@ def finish(run: Run, adapter_path: Path, log_path: Path, t_start: float) -> dict
 
 def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, work_dir, seed: int,
                 threads: int = 1, device=None, on_epoch_end=None, pairs_path=None, val_frames: dict | None = None,
-                name: str | None = None) -> dict:
+                name: str | None = None, subsets_path=None) -> dict:
     """Train one model entry ``cfg`` (see the module docstring); returns a summary dict.
 
     ``frames_path``: frames.parquet (FRAMES contract; shard paths relative to the working directory).
@@ -362,6 +371,7 @@ def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, wo
     ``val_frames``: dataset -> frames.parquet of the other datasets that ``data.val_sets`` names.
     ``name``: the model entry, named by errors (e.g. a validation set without crops); default: the
     adapter's folder (``models/<model>/`` in the workflow's layout).
+    ``subsets_path``: the dataset's subsets.parquet (``data.subset``).
     """
     cfg = complete_model(cfg)  # the config schema's defaults for what ``cfg`` does not set
     torch.set_num_threads(threads)
@@ -370,7 +380,8 @@ def train_model(frames_path, backbone_dir, cfg: dict, adapter_path, log_path, wo
         torch.set_float32_matmul_precision("high")
     t_start = time.time()
     name = name or Path(adapter_path).parent.name
-    run = prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames, world, name)
+    run = prepare(frames_path, backbone_dir, cfg, work_dir, seed, device, pairs_path, val_frames, world, name,
+                  subsets_path)
     resume(run)
     log.info("training %s: %d train crops, batch %d, %d steps/epoch, %d epochs, %s on %s", cfg["backbone"],
              run.train.height, run.batch_size, run.steps_per_epoch, run.epochs, run.parts.dtype, device)

@@ -50,6 +50,11 @@ def index(config: dict, dataset: str) -> dict:
                       "chunk_size": faces["chunk_size"], "chunk_seed": faces["chunk_seed"]})
 
 
+def subsets(config: dict) -> dict:
+    """What a dataset's paired and unpaired training subsets depend on besides its pairs: the seed."""
+    return canonical({"seed": config["seed"]})
+
+
 def faces(config: dict) -> dict:
     """What face extraction depends on: the backend, its options and the crop settings (``threads`` and
     ``chunk_size`` do not change a crop)."""

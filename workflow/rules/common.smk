@@ -21,10 +21,15 @@ from pipeline.workflow import params as P
 from pipeline.workflow.guard import damaged_outputs
 
 try:
+    # `base: FILE` in a config file: merged over that file first (pipeline.core.config.with_base)
+    _source = ", ".join(map(str, workflow.configfiles)) or "config"
+    _merged = pconfig.with_base(config, workflow.basedir, source=_source)
+    config.clear()
+    config.update(_merged)
     pconfig.validate_config(
         config,
         f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
-        source=", ".join(map(str, workflow.configfiles)) or "config",
+        source=_source,
     )
     pconfig.check_config(config)
     selection.check_config(config)

@@ -1,6 +1,7 @@
 # Datasets: a dataset's layout -> videos.parquet (index, one job per dataset, a checkpoint: the faces
 # jobs are known once the videos are listed); crops that a dataset brings -> shards (import_crops,
-# instead of faces); every shard table -> frames.parquet, pairs.parquet, stats.json (manifest).
+# instead of faces); every shard table -> frames.parquet, pairs.parquet, stats.json (manifest); pairs ->
+# paired and unpaired training subsets, subsets.parquet (subsets).
 
 
 checkpoint index:
@@ -80,3 +81,25 @@ rule manifest:
         "Manifest of {wildcards.ds}"
     script:
         "../scripts/manifest.py"
+
+
+# Paired and unpaired training subsets (training.data.subset): planned only for a model that sets one.
+rule subsets:
+    input:
+        force_damaged,
+        pairs=L.pairs("{ds}"),
+        videos=ancient(L.videos("{ds}")),
+    output:
+        L.subsets("{ds}"),
+    log:
+        L.log("subsets", "{ds}"),
+    localrule: True
+    conda:
+        ENV
+    params:
+        spec=lambda wc: P.subsets(config),
+        code=code("subsets.py", "subsets", "{ds}"),
+    message:
+        "Paired and unpaired training subsets of {wildcards.ds}"
+    script:
+        "../scripts/subsets.py"
