@@ -76,7 +76,7 @@ def test_demo_twins_share_their_datasets_exactly(repo):
 
 
 def settings(cfg, model):
-    return pconfig.model_config(cfg, model)
+    return pconfig.model_settings(cfg, model)  # a seeded model's settings: its runs differ only in the seed
 
 
 def rung(cfg, model):
@@ -103,6 +103,7 @@ def test_experiments_hold_what_the_report_infers(repo, prefix):
     the training datasets, the logistic protocol by its kind."""
     load = lambda n: pconfig.validate_config(pconfig.load(repo / f"config/{prefix}{n}.yaml"))
     ladder = load("paper_ladder")
+    assert prefix or all(settings(ladder, m)["seeds"] == [0, 1, 2, 3, 4] for m in ladder["models"])  # as GenD
     assert [rung(ladder, m) for m in ladder["models"]] == [
         (False, False, False, False), (True, False, False, False), (True, True, False, False),
         (True, True, True, False), (True, True, True, True)]
