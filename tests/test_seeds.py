@@ -182,8 +182,9 @@ def test_seeds_plan_one_run_per_seed_on_data_cropped_once_and_rerun_nothing_else
             out.touch(exist_ok=True)
     assert planned(work, "--configfile=config/demo.yaml", "--cores", "2", "results/demo/report.html") == {}
     robust = len(DEMO["robustness"]["benchmarks"])  # lnclip_df is among robustness.models: its runs are too
+    # each new run gets its validation set checked (selection) before it trains
     assert planned(work, f"--configfile={seeded}", "--cores", "2", "results/demo/report.html") == {
-        "train": 3, "evaluate": 3 * len(DEMO["benchmarks"]), "robustness": 3 * robust, "report": 1}
+        "selection": 3, "train": 3, "evaluate": 3 * len(DEMO["benchmarks"]), "robustness": 3 * robust, "report": 1}
 
 
 # -------------------------------------------------------------------------------------------- report
