@@ -155,7 +155,9 @@ def test_hf_export_loads_in_a_fresh_python_with_transformers_alone(hf_out, crops
     assert meta["format"] == "hf" and meta["model_class"] == "CLIPVisionModel" and meta["dtype"] == "float32"
     assert meta["check"]["crops"] == len(crops) and meta["check"]["bound"] == BOUND
     assert 0 <= meta["check"]["max_abs_diff"] <= TOL
-    assert meta["check"]["p_fake_range"] == pytest.approx([min(expected), max(expected)], abs=1e-9)
+    # the export's reference scores the crops in one batch, predict here in its own batches: float32 kernels
+    # may round differently by batch shape on some CPUs (4e-8 seen on an AVX-512 Xeon), far below the bound
+    assert meta["check"]["p_fake_range"] == pytest.approx([min(expected), max(expected)], abs=1e-6)
     for text in ("scale = 1.3", "size = 256", "37, 44, 30, 49 and 55", "ArcFace", "Intended use and limits",
                  "not a calibrated probability", "No evaluation of this model", f"{len(crops)} crops"):
         assert text in card, text
