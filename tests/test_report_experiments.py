@@ -236,6 +236,17 @@ def test_sections_absent_without_their_models(tmp_path, built):
     assert 'id="clip-logreg"' in html and "mean w/o" not in html
 
 
+def test_fraction_without_a_cross_dataset_benchmark_says_so_instead_of_an_empty_plot(tmp_path, built):
+    models = ("lnclip_df", "lnclip_df_50pct", "lnclip_df_25pct")
+    evals = [dict(e, shares_reals=False) for e in built["evals"] if e["model"] in models and e["benchmark"] == "ffpp"]
+    build_report(tmp_path / "r.html", evaluations=evals, datasets=[], trainings=[], provenance={}, title="t",
+                 demo=False, settings={m: SETTINGS[m] for m in models})
+    sec = _section((tmp_path / "r.html").read_text(), "data-fraction")
+    assert "<svg" not in sec and 'id="fraction-no-plot"' in sec and "add a benchmark from another dataset" in sec
+    assert sec.count("<tr data-group=") == 3  # the in-domain table stays
+    assert 'id="fraction-no-plot"' not in _section(built["html"], "data-fraction")
+
+
 HARNESS = """<html><body><pre id="out">waiting</pre>
 <iframe id="f" src="{url}" style="width: 1200px; height: 900px; border: 0"></iframe>
 <script>

@@ -33,8 +33,11 @@ def _fraction_points(settings: dict, group: list[str], ev: dict, benches: list[s
 
 
 def _fraction_svg(key: str, title: str, series: list[dict]) -> object:
+    """The plot, or None when no point has a value (no benchmark outside the training data: no mean)."""
     lines = [{"label": s["label"], "x": [p["fraction"] for p in s["points"] if p[key] is not None],
               "y": [100 * p[key] for p in s["points"] if p[key] is not None]} for s in series]
+    if not any(line["x"] for line in lines):
+        return None
     return lines_figure(f"fraction-{key}", [{"title": title, "xlabel": FRACTION_X, "ylabel": f"{title} (%)",
                                              "series": lines}])
 
