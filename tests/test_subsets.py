@@ -113,7 +113,8 @@ def test_experiments_hold_what_the_report_infers(repo, prefix):
         groups.setdefault(rung(fraction, m), []).append(s["data"]["fraction"])
         base = settings(fraction, m.split("_f0")[0])
         assert differing(s, base) <= {"data.fraction"}, m
-    assert all(sorted(v) == [0.25, 0.5, 0.75, 1.0] for v in groups.values()) and groups
+    grid = [0.25, 0.5, 1.0] if prefix else [0.25, 0.5, 0.75, 1.0]  # the twin leaves 75 % out (fewer jobs)
+    assert all(sorted(v) == grid for v in groups.values()) and groups
     pu = load("paired_vs_unpaired")
     a, b = (settings(pu, m) for m in pu["models"])
     assert differing(a, b) == {"data.subset"} and {a["data"]["subset"], b["data"]["subset"]} == {"paired", "unpaired"}
